@@ -1,0 +1,515 @@
+"""Time per CMA-ES generation: cmajax against pycma, cmaes and evosax.
+
+Two measurements, all peers in one process on the same machine:
+
+1. **Single run.** Milliseconds per generation of one run on the sphere function
+   with the default population size ``4 + floor(3 ln n)`` at several dimensions.
+   pycma and cmaes run their usual Python ask/tell loops (cmaes one solution per
+   ``ask`` as its API wants); evosax's ``CMA_ES`` and cmajax run the whole run as
+   one jitted ``lax.scan``. Compilation is excluded.
+2. **Batched throughput.** Many independent runs as one ``vmap``-ed, jitted scan:
+   run-generations per second for cmajax and evosax's ``CMA_ES``.
+
+Every figure is the median over repeats. Results go to ``generation.md``,
+``generation.json`` and ``generation.png`` in the output folder.
+
+Usage::
+
+    python benchmarks/bench_generation.py [--quick] [--out benchmarks/results] [--x64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _bench_utils as bu  # noqa: E402
+
+PEERS = ("pycma", "cmaes", "evosax", "cmajax")
+SIGMA0 = 1.0
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclasses.dataclass(frozen=True)
+class SingleCase:
+    """One dimension of the single-run benchmark: generations per peer and repeats."""
+
+    n: int
+    generations: dict[str, int]
+    repeats: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchCase:
+    """One batched-throughput configuration."""
+
+    n: int
+    runs: int
+    generations: int
+    repeats: int
+
+
+def full_config() -> tuple[list[SingleCase], list[BatchCase]]:
+    """Sizes for the full run (about 10 minutes on 2 CPU cores)."""
+    single = [
+        SingleCase(10, {"pycma": 500, "cmaes": 500, "evosax": 500, "cmajax": 500}, 7),
+        SingleCase(100, {"pycma": 200, "cmaes": 200, "evosax": 200, "cmajax": 200}, 5),
+        SingleCase(1000, {"pycma": 30, "cmaes": 10, "evosax": 30, "cmajax": 30}, 3),
+    ]
+    batched = [BatchCase(10, 1024, 200, 5), BatchCase(50, 256, 100, 5)]
+    return single, batched
+
+
+def quick_config() -> tuple[list[SingleCase], list[BatchCase]]:
+    """Tiny sizes for a smoke check (well under a minute)."""
+    single = [
+        SingleCase(5, dict.fromkeys(PEERS, 20), 3),
+        SingleCase(20, dict.fromkeys(PEERS, 10), 3),
+    ]
+    batched = [BatchCase(5, 16, 10, 3), BatchCase(10, 8, 10, 3)]
+    return single, batched
+
+
+# --------------------------------------------------------------------------- peers: NumPy
+
+
+def pycma_options(seed: int) -> dict[str, Any]:
+    """pycma options: silent, no logging, every termination criterion disabled."""
+    return {
+        "seed": seed,
+        "verbose": -9,
+        "verb_disp": 0,
+        "verb_log": 0,
+        "tolfun": 0,
+        "tolfunhist": 0,
+        "tolfunrel": 0,
+        "tolx": 0,
+        "tolstagnation": 0,
+        "tolconditioncov": 0,
+        "tolupsigma": 0,
+        "tolflatfitness": 10**9,
+        "maxiter": 10**12,
+        "maxfevals": math.inf,
+    }
+
+
+def time_pycma(n: int, generations: int, repeats: int) -> dict[str, Any]:
+    """Time a ``generations``-long pycma ask/tell loop on the sphere, ``repeats`` times."""
+    import cma
+
+    finals = []
+
+    def one_run(i: int) -> None:
+        es = es_by_repeat[i]
+        for _ in range(generations):
+            solutions = es.ask()
+            es.tell(solutions, bu.sphere_np(np.asarray(solutions)).tolist())
+        finals.append(float(es.best.f))
+
+    es_by_repeat = [
+        cma.CMAEvolutionStrategy(np.ones(n), SIGMA0, pycma_options(seed=i + 1))
+        for i in range(repeats)
+    ]
+    popsize = es_by_repeat[0].popsize
+    times = bu.time_repeats(one_run, repeats)
+    return {"times_s": times, "popsize": popsize, "final_best_f": finals[-1]}
+
+
+def time_cmaes(n: int, generations: int, repeats: int) -> dict[str, Any]:
+    """Time a ``generations``-long cmaes ask/tell loop (one ``ask`` per solution)."""
+    import cmaes
+
+    optimizers = [cmaes.CMA(mean=np.ones(n), sigma=SIGMA0, seed=i + 1) for i in range(repeats)]
+    finals = []
+
+    def one_run(i: int) -> None:
+        opt = optimizers[i]
+        best = math.inf
+        for _ in range(generations):
+            told = []
+            for _ in range(opt.population_size):
+                x = opt.ask()
+                told.append((x, float(bu.sphere_np(x))))
+            best = min(best, min(value for _, value in told))
+            opt.tell(told)
+        finals.append(best)
+
+    times = bu.time_repeats(one_run, repeats)
+    return {
+        "times_s": times,
+        "popsize": optimizers[0].population_size,
+        "final_best_f": finals[-1],
+    }
+
+
+# --------------------------------------------------------------------------- peers: JAX
+
+
+def evosax_setup(n: int, runs: int | None) -> tuple[Callable, Any, Any]:
+    """evosax ``CMA_ES`` on the sphere: ``(step, key, state)``; ``runs`` batches the state."""
+    import jax
+    import jax.numpy as jnp
+    from evosax.algorithms import CMA_ES
+
+    x0 = jnp.ones(n)
+    es = CMA_ES(population_size=bu.default_popsize(n), solution=x0)
+    params = es.default_params.replace(std_init=jnp.asarray(SIGMA0, dtype=x0.dtype))
+
+    def step(state, key):
+        ask_key, tell_key = jax.random.split(key)
+        population, state = es.ask(ask_key, state, params)
+        state, _ = es.tell(tell_key, population, bu.sphere_jnp(population), state, params)
+        return state
+
+    key = jax.random.key(0)
+    if runs is None:
+        return step, key, es.init(key, x0, params)
+    keys = jax.random.split(key, runs)
+    states = jax.vmap(es.init, in_axes=(0, 0, None))(keys, jnp.ones((runs, n)), params)
+    return step, keys, states
+
+
+def cmajax_setup(n: int, runs: int | None) -> tuple[Callable, Any, Any]:
+    """cmajax ``cma_es`` on the sphere: ``(step, key, state)``; ``runs`` batches the state."""
+    import jax
+    import jax.numpy as jnp
+
+    es = bu.cmajax_strategy(SIGMA0)
+
+    def step(state, key):
+        population = es.ask(key, state)
+        return es.tell(state, population, bu.sphere_jnp(population))
+
+    key = jax.random.key(0)
+    if runs is None:
+        return step, key, es.init(jnp.ones(n))
+    keys = jax.random.split(key, runs)
+    return step, keys, jax.vmap(es.init)(jnp.ones((runs, n)))
+
+
+SETUPS = {"evosax": evosax_setup, "cmajax": cmajax_setup}
+
+
+def final_summary(peer: str, state: Any) -> dict[str, Any]:
+    """Sanity figures of a final JAX state: best fitness and, for cmajax, stop flags."""
+    best = state.best_fitness
+    summary = {"final_best_f": float(np.max(np.asarray(best)))}
+    if peer == "cmajax":
+        summary["stopped_any"] = bool(np.any(np.asarray(state.stopped)))
+        summary["generation"] = int(np.max(np.asarray(state.generation)))
+    else:
+        summary["generation"] = int(np.max(np.asarray(state.generation_counter)))
+    return summary
+
+
+def time_jax_single(peer: str, n: int, generations: int, repeats: int) -> dict[str, Any]:
+    """Time one whole run of ``generations`` as a single jitted ``lax.scan``."""
+    import jax
+
+    step, key, state = SETUPS[peer](n, None)
+    run = jax.jit(bu.scan_run(step, generations))
+    times, final, compile_s = bu.time_compiled_jax(run, key, state, repeats)
+    return {
+        "times_s": times,
+        "popsize": bu.default_popsize(n),
+        "compile_s": compile_s,
+        **final_summary(peer, final),
+    }
+
+
+def time_jax_batched(peer: str, case: BatchCase) -> dict[str, Any]:
+    """Time ``case.runs`` independent runs as one jitted ``vmap`` of the scanned run."""
+    import jax
+
+    step, keys, states = SETUPS[peer](case.n, case.runs)
+    run = jax.jit(jax.vmap(bu.scan_run(step, case.generations)))
+    times, final, compile_s = bu.time_compiled_jax(run, keys, states, case.repeats)
+    seconds = bu.median(times)
+    return {
+        "times_s": times,
+        "compile_s": compile_s,
+        "median_s": seconds,
+        "run_generations_per_s": case.runs * case.generations / seconds,
+        "ms_per_batched_generation": 1e3 * seconds / case.generations,
+        **final_summary(peer, final),
+    }
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def measure_single(case: SingleCase, peers: list[str]) -> dict[str, dict[str, Any]]:
+    """All peers at one dimension; adds ``ms_per_gen`` (median) to every entry."""
+    results = {}
+    for peer in peers:
+        generations = case.generations[peer]
+        bu.log(f"single n={case.n} {peer}: {generations} generations x {case.repeats} repeats")
+        if peer == "pycma":
+            entry = time_pycma(case.n, generations, case.repeats)
+        elif peer == "cmaes":
+            entry = time_cmaes(case.n, generations, case.repeats)
+        else:
+            entry = time_jax_single(peer, case.n, generations, case.repeats)
+        entry.update(generations=generations, repeats=case.repeats)
+        entry["ms_per_gen"] = 1e3 * bu.median(entry["times_s"]) / generations
+        bu.log(f"  -> {entry['ms_per_gen']:.4g} ms/generation")
+        results[peer] = entry
+    return results
+
+
+def measure_batched(case: BatchCase, peers: list[str]) -> dict[str, dict[str, Any]]:
+    """Batched throughput of the JAX peers for one configuration."""
+    results = {}
+    for peer in peers:
+        bu.log(
+            f"batched n={case.n} runs={case.runs} {peer}: "
+            f"{case.generations} generations x {case.repeats} repeats"
+        )
+        entry = time_jax_batched(peer, case)
+        bu.log(f"  -> {entry['run_generations_per_s']:.4g} run-generations/s")
+        results[peer] = entry
+    return results
+
+
+def run_all(quick: bool, with_cmajax: bool) -> dict[str, Any]:
+    """Run every measurement; return the JSON-ready result document."""
+    single_cases, batch_cases = quick_config() if quick else full_config()
+    peers = [p for p in PEERS if with_cmajax or p != "cmajax"]
+    jax_peers = [p for p in ("evosax", "cmajax") if p in peers]
+    single = [
+        {"n": c.n, "popsize": bu.default_popsize(c.n), "peers": measure_single(c, peers)}
+        for c in single_cases
+    ]
+    batched = [
+        {**dataclasses.asdict(c), "peers": measure_batched(c, jax_peers)} for c in batch_cases
+    ]
+    for row in single:
+        cmajax_ms = row["peers"].get("cmajax", {}).get("ms_per_gen")
+        row["speedup_vs_cmajax"] = {
+            p: bu.ratio(e["ms_per_gen"], cmajax_ms) for p, e in row["peers"].items()
+        }
+    for row in batched:
+        rates = {p: e["run_generations_per_s"] for p, e in row["peers"].items()}
+        row["cmajax_over_evosax"] = bu.ratio(rates.get("cmajax"), rates.get("evosax"))
+    return {"quick": quick, "sigma0": SIGMA0, "x0": "ones", "single": single, "batched": batched}
+
+
+# --------------------------------------------------------------------------- output
+
+
+def single_table(single: list[dict[str, Any]]) -> list[str]:
+    """Markdown table of ms/generation and peer/cmajax ratios."""
+    others = [p for p in PEERS if p != "cmajax"]
+    header = ["n", "λ", *[f"{p} ms/gen" for p in PEERS], *[f"{p}/cmajax" for p in others]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for row in single:
+        peers = row["peers"]
+        cells = [str(row["n"]), str(row["popsize"])]
+        cells += [bu.fmt(peers.get(p, {}).get("ms_per_gen")) for p in PEERS]
+        cells += [bu.fmt(row["speedup_vs_cmajax"].get(p), 2) for p in others]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def single_details_table(single: list[dict[str, Any]]) -> list[str]:
+    """Markdown table of generations, repeats, compile time and final best f per run."""
+    lines = [
+        "| n | peer | generations timed | repeats | compile s | final best f | note |",
+        "|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for row in single:
+        for peer, e in row["peers"].items():
+            note = ""
+            if "stopped_any" in e:
+                note = f"stopped={e['stopped_any']}, generation={e['generation']}"
+            lines.append(
+                f"| {row['n']} | {peer} | {e['generations']} | {e['repeats']} | "
+                f"{bu.fmt(e.get('compile_s'))} | {bu.fmt(e['final_best_f'])} | {note} |"
+            )
+    return lines
+
+
+def batched_table(batched: list[dict[str, Any]]) -> list[str]:
+    """Markdown table of batched run-generations per second and the cmajax/evosax ratio."""
+    lines = [
+        "| n | runs | λ | generations | evosax run-gen/s | cmajax run-gen/s "
+        "| evosax ms/batched gen | cmajax ms/batched gen | cmajax/evosax |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in batched:
+        peers = row["peers"]
+        cells = [
+            str(row["n"]),
+            str(row["runs"]),
+            str(bu.default_popsize(row["n"])),
+            str(row["generations"]),
+            bu.fmt(peers.get("evosax", {}).get("run_generations_per_s")),
+            bu.fmt(peers.get("cmajax", {}).get("run_generations_per_s")),
+            bu.fmt(peers.get("evosax", {}).get("ms_per_batched_generation")),
+            bu.fmt(peers.get("cmajax", {}).get("ms_per_batched_generation")),
+            bu.fmt(row["cmajax_over_evosax"], 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown_report(doc: dict[str, Any]) -> str:
+    """The whole ``generation.md`` text."""
+    info = doc["machine"]
+    lines = [
+        "# cmajax benchmark: time per generation",
+        "",
+        *bu.machine_markdown(info),
+        "",
+        f"**This is a {info['jax_backend'].upper()} run.** Absolute times are only indicative; "
+        "the project quotes absolute times only from GPU runs. The ratios between peers "
+        "measured side by side in one process are the result.",
+        "",
+        "Setup: sphere function, x0 = ones(n), sigma0 = 1, default population size "
+        "λ = 4 + floor(3 ln n). pycma and cmaes run their Python ask/tell loops (NumPy, "
+        "float64; cmaes asks one solution at a time); evosax `CMA_ES` and cmajax run the "
+        "whole run as one jitted `lax.scan` (JAX default float32 unless x64 is on above). "
+        "Compilation and one warm-up run are excluded. Figures are medians over repeats.",
+        "",
+        "## Single run: milliseconds per generation",
+        "",
+        "Ratios are peer time / cmajax time, so a value > 1 means cmajax is faster.",
+        "",
+        *single_table(doc["single"]),
+        "",
+        "Details (the final best f shows the runs were still progressing and did not stop):",
+        "",
+        *single_details_table(doc["single"]),
+        "",
+        "## Batched throughput: independent runs as one vmapped, jitted scan",
+        "",
+        "run-gen/s = runs x generations / median wall time. cmajax/evosax > 1 means "
+        "cmajax has the higher throughput.",
+        "",
+        *batched_table(doc["batched"]),
+        "",
+    ]
+    if doc.get("cmajax_missing"):
+        lines += [f"Note: cmajax was not measured ({doc['cmajax_missing']}).", ""]
+    return "\n".join(lines)
+
+
+PEER_COLORS = {
+    "pycma": "tab:blue",
+    "cmaes": "tab:orange",
+    "evosax": "tab:green",
+    "cmajax": "tab:red",
+}
+
+
+def plot_single(ax, single: list[dict[str, Any]]) -> None:
+    """Log-log ms/generation against n, one line per peer."""
+    for peer in PEERS:
+        points = [(r["n"], r["peers"][peer]["ms_per_gen"]) for r in single if peer in r["peers"]]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", label=peer, color=PEER_COLORS[peer])
+    ax.set(xscale="log", yscale="log", xlabel="dimension n", ylabel="ms / generation")
+    ax.set_xticks([r["n"] for r in single], [str(r["n"]) for r in single])
+    ax.minorticks_off()
+    ax.set_title("Single run, sphere, default λ (median)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+
+
+def plot_batched(ax, batched: list[dict[str, Any]]) -> None:
+    """Grouped bars of run-generations per second, evosax next to cmajax."""
+    width = 0.38
+    for offset, peer in ((-width / 2, "evosax"), (width / 2, "cmajax")):
+        bars = [
+            (i + offset, r["peers"][peer]["run_generations_per_s"])
+            for i, r in enumerate(batched)
+            if peer in r["peers"]
+        ]
+        if not bars:
+            continue
+        xs, ys = zip(*bars, strict=True)
+        drawn = ax.bar(xs, ys, width=width, label=peer, color=PEER_COLORS[peer])
+        ax.bar_label(drawn, labels=[bu.fmt(y) for y in ys], fontsize=8)
+    ax.set_xticks(range(len(batched)), [f"n={r['n']}, {r['runs']} runs" for r in batched])
+    ax.set_yscale("log")
+    ax.set_ylabel("run-generations / s")
+    ax.set_title("Batched throughput (vmap + scan, median)")
+    ax.legend()
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    """Write a PNG: ms/generation vs n (log-log) and a batched-throughput bar panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    plot_single(left, doc["single"])
+    plot_batched(right, doc["batched"])
+    machine = doc["machine"]
+    fig.suptitle(
+        f"{machine['cpu']}, {machine['cpu_count']} cores ({machine['jax_backend']}): "
+        "absolute times indicative only"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(doc: dict[str, Any], out: Path) -> None:
+    """Write generation.json, generation.md and generation.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "generation.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    (out / "generation.md").write_text(markdown_report(doc), encoding="utf-8")
+    plot(doc, out / "generation.png")
+    bu.log(f"wrote {out / 'generation.md'}, generation.json, generation.png")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke check")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results",
+        help="output folder (default: benchmarks/results)",
+    )
+    parser.add_argument("--x64", action="store_true", help="run the JAX peers in float64")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    args = parse_args(argv)
+    import jax
+
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    available, reason = bu.cmajax_status()
+    if not available:
+        bu.log(f"cmajax not measured: {reason}")
+    doc = run_all(args.quick, with_cmajax=available)
+    doc["machine"] = bu.machine_info()
+    doc["cmajax_missing"] = None if available else reason
+    write_outputs(doc, args.out)
+    print(markdown_report(doc))
+
+
+if __name__ == "__main__":
+    main()

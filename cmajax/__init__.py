@@ -1,0 +1,34 @@
+"""cmajax: CMA-ES for JAX.
+
+The whole optimizer state is an immutable pytree; ``init``, ``ask`` and ``tell`` are pure
+functions that can be ``jit``-compiled, ``vmap``-ped over many runs and ``lax.scan``-ned.
+
+>>> import jax, jax.numpy as jnp, cmajax
+>>> es = cmajax.cma_es(sigma0=0.5)
+>>> state = es.init(jnp.ones(4))
+>>> state = cmajax.run(es, cmajax.functions.sphere, state, jax.random.key(0), 200)
+>>> bool(state.best_fitness < 1e-8)
+True
+"""
+
+from cmajax import functions
+from cmajax.base import Layout, Strategy
+from cmajax.cma_es import CMAState, cma_es
+from cmajax.parameters import CMAParameters, cma_parameters
+from cmajax.run import run
+from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
+
+__all__ = [
+    "CMAParameters",
+    "CMAState",
+    "Layout",
+    "StopFlags",
+    "Strategy",
+    "TerminationOptions",
+    "cma_es",
+    "cma_parameters",
+    "functions",
+    "run",
+    "stop_reasons",
+]
+__version__ = "0.1.0"

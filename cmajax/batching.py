@@ -1,0 +1,67 @@
+"""A ``lax.cond`` that stays a branch under ``vmap``.
+
+Under ``jax.vmap`` a ``lax.cond`` with a batched predicate becomes a ``select``: both branches run
+for every member of the batch. CMA-ES decides per run whether to pay an O(n³) eigendecomposition
+this generation; in a batch of runs that step in lockstep the decisions agree, so evaluating the
+expensive branch everywhere every generation throws the laziness away.
+
+``lazy_cond`` keeps the branch: its batching rule (``jax.custom_batching.custom_vmap``) reduces
+the batched predicate with ``any`` and branches on that single scalar. Inside the taken branch
+each member still gets exactly the result its own predicate asks for, so
+``vmap(f)(xs)[i] == f(xs[i])``; the expensive branch runs only in generations where at least one
+member needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import jax
+import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
+
+T = TypeVar("T")
+
+
+def _broadcast_unbatched(tree: Any, batched: Any, size: int) -> Any:
+    return jax.tree.map(
+        lambda x, b: x if b else jnp.broadcast_to(x, (size, *jnp.shape(x))), tree, batched
+    )
+
+
+def lazy_cond(pred: jax.Array, true_fn: Callable[[T], T], false_fn: Callable[[T], T], operand: T):
+    """``lax.cond(pred, true_fn, false_fn, operand)`` whose laziness survives ``vmap``.
+
+    ``true_fn`` and ``false_fn`` must return pytrees of the same structure and dtypes, and must
+    read traced values only through ``operand`` (closing over a batched array is an error of
+    ``custom_vmap``); closing over Python constants is fine.
+    """
+
+    @custom_vmap
+    def branch(pred, operand):
+        return jax.lax.cond(pred, true_fn, false_fn, operand)
+
+    @branch.def_vmap
+    def branch_batched(axis_size, in_batched, pred, operand):
+        pred_batched, operand_batched = in_batched
+        operand = _broadcast_unbatched(operand, operand_batched, axis_size)
+        if pred_batched:
+            any_pred = jnp.any(pred)
+        else:
+            any_pred = pred
+            pred = jnp.broadcast_to(pred, (axis_size,))
+
+        def select_per_member(op):
+            taken = jax.vmap(true_fn)(op)
+            skipped = jax.vmap(false_fn)(op)
+            return jax.tree.map(
+                lambda a, b: jnp.where(jnp.reshape(pred, (-1,) + (1,) * (a.ndim - 1)), a, b),
+                taken,
+                skipped,
+            )
+
+        out = jax.lax.cond(any_pred, select_per_member, jax.vmap(false_fn), operand)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return branch(pred, operand)

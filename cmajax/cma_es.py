@@ -1,0 +1,397 @@
+"""Full CMA-ES with active covariance update, as pure ``init``/``ask``/``tell`` functions.
+
+The update follows Hansen's tutorial (arXiv:1604.00772), section "Algorithm summary"
+(eqs. 38-47, with active CMA eqs. 46-53), with pycma 4.x's parameter defaults and its departures:
+
+- c_σ, d_σ and c1 as in ``cmajax.parameters`` (pycma's ``CMAAdaptSigmaCSA`` and ``min(1, λ/6)``);
+- negative weights are rescaled by n/‖C^(-1/2) y_i‖² (tutorial eq. 46) with pycma's ``+1e-9``
+  guard in the norm;
+- h_σ compares the *squared* norm, ‖p_σ‖²/(1−(1−c_σ)^(2g))/n < 2 + 4/(n+1) (pycma ``hsig``),
+  where the tutorial compares the norm against (1.4 + 2/(n+1)) E‖N(0,I)‖;
+- the change of log σ per generation is clipped to [−1, 1] (pycma ``max_delta_log_sigma``);
+- B and D are recomputed lazily, at least ``1/(10 n (c1 + cμ))`` generations apart (pycma's
+  ``lazy_update_gap``), so C^(-1/2) in the p_σ update may be a few generations old, as in pycma.
+
+Departures from pycma: no mirrored sampling for n = 1 (pycma mirrors when λ < 6), CSA also for
+n ≥ 300 (pycma switches to TPA there), and the numerical guards described in ``tell``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cmajax import termination as term_lib
+from cmajax.base import (
+    Layout,
+    PyTree,
+    Strategy,
+    check_finite_x0,
+    check_fitness,
+    check_sigma0,
+    layout_of,
+)
+from cmajax.batching import lazy_cond
+from cmajax.parameters import cma_parameters
+from cmajax.termination import StopFlags, TerminationOptions
+
+Array = jax.Array
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _register(cls, meta=()):
+    data = [f.name for f in dataclasses.fields(cls) if f.name not in meta]
+    return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=list(meta))
+
+
+@dataclasses.dataclass(frozen=True)
+class Constants:
+    """Strategy constants of one run, stored as arrays so a vmapped batch may vary them."""
+
+    weights: Array
+    mueff: Array
+    cc: Array
+    c1: Array
+    cmu: Array
+    cs: Array
+    damps: Array
+    chi_n: Array
+    decomposition_gap: Array
+
+
+_register(Constants)
+
+
+@dataclasses.dataclass(frozen=True)
+class CMAState:
+    """State of one CMA-ES run; a pytree whose ``layout`` field is static metadata.
+
+    Attributes:
+      mean: (n,) flat distribution mean.
+      sigma: step size σ.
+      C: (n, n) covariance matrix.
+      B: (n, n) eigenvectors of C (columns) from the last decomposition.
+      D: (n,) square roots of the eigenvalues of C, ascending, from the last decomposition.
+      ps, pc: (n,) evolution paths for σ and for C.
+      generation: completed generations (pycma ``countiter``).
+      evaluations: counted evaluations (pycma ``countevals``).
+      last_decomposition: generation of the last eigendecomposition.
+      best_x, best_fitness, best_evaluation: best solution seen, its f, and the evaluation
+        count when it was found.
+      sigma0: the initial step size (termination criteria use it).
+      constants: learning rates and weights.
+      thresholds: termination thresholds.
+      termination: histories and the stop flags.
+      layout: how flat vectors map to the user's params pytree.
+    """
+
+    mean: Array
+    sigma: Array
+    C: Array
+    B: Array
+    D: Array
+    ps: Array
+    pc: Array
+    generation: Array
+    evaluations: Array
+    last_decomposition: Array
+    best_x: Array
+    best_fitness: Array
+    best_evaluation: Array
+    sigma0: Array
+    constants: Constants
+    thresholds: term_lib.Thresholds
+    termination: term_lib.TerminationState
+    layout: Layout
+
+    @property
+    def stop(self) -> StopFlags:
+        """Per-criterion stop flags (batched like the state)."""
+        return self.termination.flags
+
+    @property
+    def stopped(self) -> Array:
+        """True once any termination criterion holds; ``tell`` then leaves the state unchanged."""
+        return self.termination.flags.any()
+
+    @property
+    def best(self) -> PyTree:
+        """The best solution seen, in the user's structure."""
+        return self.layout.unravel(self.best_x)
+
+    def replace(self, **changes: Any) -> CMAState:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+_register(CMAState, meta=("layout",))
+
+
+def _check_factory_args(sigma0: Any, popsize: Any) -> None:
+    check_sigma0(sigma0)
+    if popsize is not None:
+        if not isinstance(popsize, int | np.integer) or isinstance(popsize, bool):
+            raise TypeError(f"popsize must be an int or None, got {popsize!r}.")
+        if popsize < 2:
+            raise ValueError(f"popsize must be >= 2 (λ ≥ 2 candidates per generation), got {popsize}.")
+
+
+def _decompose(cov: Array) -> tuple[Array, Array, Array]:
+    """Symmetrise C and eigendecompose it, lifting eigenvalues below max·eps.
+
+    The lift adds a multiple of I to C (pycma's fallback when eigh fails also adds to the
+    diagonal), which keeps C symmetric positive definite in float32 as well.
+    """
+    cov = 0.5 * (cov + cov.T)
+    eigvals, eigvecs = jnp.linalg.eigh(cov)
+    floor = jnp.finfo(cov.dtype).eps * jnp.maximum(eigvals[-1], jnp.finfo(cov.dtype).tiny)
+    lift = jnp.maximum(floor - eigvals[0], 0.0)
+    cov = cov + lift * jnp.eye(cov.shape[0], dtype=cov.dtype)
+    return cov, eigvecs, jnp.sqrt(eigvals + lift)
+
+
+def _all_finite(*arrays: Array) -> Array:
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(a)) for a in arrays]))
+
+
+def cma_es(
+    sigma0: float,
+    popsize: int | None = None,
+    *,
+    rank_one_factor: float = 1.0,
+    rank_mu_factor: float = 1.0,
+    damping_factor: float = 1.0,
+    active: bool = True,
+    decomposition_gap: float | None = None,
+    termination: TerminationOptions | None = None,
+) -> Strategy:
+    """Full CMA-ES (Hansen 2016, arXiv:1604.00772) with pycma 4.x defaults.
+
+    Args:
+      sigma0: initial step size σ0 > 0, about a quarter of the search range per coordinate.
+      popsize: λ; default 4 + ⌊3 ln n⌋.
+      rank_one_factor: multiplies the rank-one learning rate c1 (pycma ``CMA_rankone``).
+      rank_mu_factor: multiplies the rank-μ learning rate cμ (pycma ``CMA_rankmu``).
+      damping_factor: multiplies the step-size damping d_σ (pycma ``CSA_dampfac``).
+      active: active CMA with negative weights (pycma ``CMA_active``).
+      decomposition_gap: generations between eigendecompositions of C; ``None`` for pycma's
+        1/(10 n (c1 + cμ)); ``0`` decomposes every generation.
+      termination: thresholds of the stopping criteria, ``TerminationOptions()`` by default.
+
+    Returns:
+      ``Strategy(init, ask, tell)``. See ``CMAState`` for the state's fields.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, cmajax
+      >>> es = cmajax.cma_es(sigma0=0.5)
+      >>> state = es.init(jnp.zeros(5))
+      >>> pop = es.ask(jax.random.key(0), state)
+      >>> state = es.tell(state, pop, jnp.sum(pop**2, axis=1))
+      >>> int(state.generation)
+      1
+    """
+    _check_factory_args(sigma0, popsize)
+    if termination is None:
+        termination = TerminationOptions()
+    if not isinstance(termination, TerminationOptions):
+        raise TypeError("termination must be a cmajax.TerminationOptions(...).")
+    for name, value in (
+        ("rank_one_factor", rank_one_factor),
+        ("rank_mu_factor", rank_mu_factor),
+        ("damping_factor", damping_factor),
+    ):
+        if not (math.isfinite(value) and value >= 0) or (name == "damping_factor" and value == 0):
+            raise ValueError(f"{name} must be a finite number >= 0 (> 0 for damping), got {value}.")
+    if decomposition_gap is not None and not decomposition_gap >= 0:
+        raise ValueError(f"decomposition_gap must be >= 0 or None, got {decomposition_gap}.")
+
+    default_sigma0 = sigma0
+
+    def init(x0: PyTree, sigma0: Any = None) -> CMAState:
+        """A fresh state with mean ``x0`` (any pytree of float arrays), C = I, σ = σ0.
+
+        ``sigma0`` overrides the factory's σ0 for this run (it may be a traced value).
+        """
+        layout, dtype = layout_of(x0)
+        n = layout.size
+        mean = layout.ravel(x0).astype(dtype)
+        check_finite_x0(mean)
+        s0 = default_sigma0 if sigma0 is None else sigma0
+        check_sigma0(s0)
+        p = cma_parameters(
+            n,
+            popsize,
+            rank_one_factor=rank_one_factor,
+            rank_mu_factor=rank_mu_factor,
+            damping_factor=damping_factor,
+            active=active,
+            decomposition_gap=decomposition_gap,
+        )
+        thr = term_lib.thresholds(termination, n, p.popsize, dtype)
+        tolstag = termination.tolstagnation
+        if tolstag is None:
+            tolstag = term_lib.default_tolstagnation(n, p.popsize)
+        consts = Constants(
+            weights=jnp.asarray(p.weights, dtype),
+            **{
+                k: jnp.asarray(getattr(p, k), dtype)
+                for k in ("mueff", "cc", "c1", "cmu", "cs", "damps", "chi_n", "decomposition_gap")
+            },
+        )
+        zeros = jnp.zeros((n,), dtype)
+        eye = jnp.eye(n, dtype=dtype)
+        int_zero = jnp.zeros((), jnp.int32)
+        return CMAState(
+            mean=mean,
+            sigma=jnp.asarray(s0, dtype),
+            C=eye,
+            B=eye,
+            D=jnp.ones((n,), dtype),
+            ps=zeros,
+            pc=zeros,
+            generation=int_zero,
+            evaluations=int_zero,
+            last_decomposition=int_zero,
+            best_x=mean,
+            best_fitness=jnp.asarray(jnp.inf, dtype),
+            best_evaluation=int_zero,
+            sigma0=jnp.asarray(s0, dtype),
+            constants=consts,
+            thresholds=thr,
+            termination=term_lib.init_termination(n, p.popsize, tolstag, dtype),
+            layout=layout,
+        )
+
+    def ask(key: Array, state: CMAState) -> PyTree:
+        """λ candidates x_k = m + σ B D z_k, z_k ~ N(0, I) (tutorial eqs. 38-40)."""
+        lam = state.constants.weights.shape[0]
+        n = state.mean.shape[0]
+        z = jax.random.normal(key, (lam, n), state.mean.dtype)
+        y = jnp.matmul(z * state.D, state.B.T, precision=HIGHEST)
+        return state.layout.unravel(state.mean + state.sigma * y)
+
+    def tell(state: CMAState, population: PyTree, fitness: Array) -> CMAState:
+        """Update the distribution from ``fitness`` (shape (λ,), minimised) of ``population``.
+
+        NaN and ±inf fitness rank last. A generation without any finite fitness only advances
+        the counters. An update that would put NaN/inf into the state is rejected and the run
+        stops with the ``nonfinite`` flag. A stopped state is returned unchanged.
+        """
+        lam = state.constants.weights.shape[0]
+        fitness = check_fitness(fitness, lam)
+        x = state.layout.ravel_population(population, lam).astype(state.mean.dtype)
+        fitness = fitness.astype(state.mean.dtype)
+        updated = _tell(state, x, fitness)
+        return jax.tree.map(lambda old, new: jnp.where(state.stopped, old, new), state, updated)
+
+    return Strategy(init=init, ask=ask, tell=tell)
+
+
+def _tell(state: CMAState, x: Array, fitness: Array) -> CMAState:
+    """One generation of the update (tutorial eqs. 41-47), numerical guards included."""
+    c = state.constants
+    lam, n = x.shape
+    dtype = state.mean.dtype
+    generation = state.generation + 1
+    evaluations = state.evaluations + lam
+
+    fitness_sorted, n_finite = term_lib.sorted_finite(fitness)
+    order = jnp.argsort(jnp.where(jnp.isfinite(fitness), fitness, jnp.inf), stable=True)
+    any_finite = n_finite > 0
+
+    # Best so far (pycma ``es.best``).
+    improved = fitness_sorted[0] < state.best_fitness
+    best_x = jnp.where(improved, x[order[0]], state.best_x)
+    best_fitness = jnp.where(improved, fitness_sorted[0], state.best_fitness)
+    best_evaluation = jnp.where(improved, evaluations, state.best_evaluation)
+
+    # Selection and recombination (eqs. 41-42); differences first, for accuracy far from 0.
+    dx = x[order] - state.mean
+    y = dx / state.sigma
+    w = c.weights
+    w_pos = jnp.where(w > 0, w, 0.0)
+    mean_step = jnp.matmul(w_pos, dx, precision=HIGHEST)
+    mean = state.mean + mean_step
+    y_w = mean_step / state.sigma
+
+    # Whitening with the B, D used for sampling: z = D^-1 B^T y, so ‖z‖ = ‖C^-1/2 y‖.
+    z_eig = jnp.matmul(y, state.B, precision=HIGHEST) / state.D
+    zw_eig = jnp.matmul(w_pos, z_eig, precision=HIGHEST)
+    isotropic_shift = jnp.sqrt(c.mueff) * jnp.matmul(state.B, zw_eig, precision=HIGHEST)
+
+    # Step-size path (eq. 43) and the h_σ stall of the rank-one update (pycma ``hsig``).
+    ps = (1 - c.cs) * state.ps + jnp.sqrt(c.cs * (2 - c.cs)) * isotropic_shift
+    ps_sq = jnp.sum(ps**2)
+    correction = 1 - (1 - c.cs) ** (2 * generation.astype(dtype))
+    hsig = (ps_sq / correction / n < 2 + 4 / (n + 1)).astype(dtype)
+
+    # Covariance path (eq. 45) and update (eq. 47) with active weights (eq. 46).
+    pc = (1 - c.cc) * state.pc + hsig * jnp.sqrt(c.cc * (2 - c.cc) * c.mueff) * y_w
+    c1a = c.c1 * (1 - (1 - hsig**2) * c.cc * (2 - c.cc))
+    z_sq = jnp.sum(z_eig**2, axis=1)
+    w_cov = jnp.where(w < 0, w * n / (jnp.sqrt(z_sq) + 1e-9) ** 2, w)
+    decay = 1 - c1a - c.cmu * jnp.sum(w)
+    rank_mu = jnp.matmul(y.T * (c.cmu * w_cov), y, precision=HIGHEST)
+    cov = decay * state.C + c.c1 * jnp.outer(pc, pc) + rank_mu
+
+    # Cumulative step-size adaptation (eq. 44), log-change clipped to ±1 as pycma.
+    log_change = jnp.clip((jnp.sqrt(ps_sq) / c.chi_n - 1) * c.cs / c.damps, -1.0, 1.0)
+    finfo = jnp.finfo(dtype)
+    sigma = jnp.clip(state.sigma * jnp.exp(log_change), finfo.tiny * 1e8, finfo.max * 1e-8)
+
+    # Lazy eigendecomposition (pycma ``GaussFullSampler.update_now``), lazy under vmap too.
+    due = (generation - state.last_decomposition).astype(dtype) >= c.decomposition_gap
+    cov, B, D = lazy_cond(due, lambda op: _decompose(op[0]), lambda op: op, (cov, state.B, state.D))
+    last_decomposition = jnp.where(due, generation, state.last_decomposition)
+
+    finite = _all_finite(mean, sigma, cov, B, D, ps, pc)
+    accept = any_finite & finite
+    keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
+
+    termination = state.termination
+    termination = termination._replace(
+        flags=termination.flags._replace(nonfinite=any_finite & ~finite)
+    )
+    termination = jax.tree.map(
+        lambda new, old: jnp.where(any_finite, new, old),
+        term_lib.record_generation(termination, fitness_sorted, n_finite, generation),
+        termination,
+    )
+    new = state.replace(
+        mean=keep(mean, state.mean),
+        sigma=keep(sigma, state.sigma),
+        C=keep(cov, state.C),
+        B=keep(B, state.B),
+        D=keep(D, state.D),
+        ps=keep(ps, state.ps),
+        pc=keep(pc, state.pc),
+        generation=generation,
+        evaluations=evaluations,
+        last_decomposition=jnp.where(accept, last_decomposition, state.last_decomposition),
+        best_x=best_x,
+        best_fitness=best_fitness,
+        best_evaluation=best_evaluation,
+        termination=termination,
+    )
+    snapshot = term_lib.Snapshot(
+        mean=new.mean,
+        sigma=new.sigma,
+        sigma0=new.sigma0,
+        stds=jnp.sqrt(jnp.diagonal(new.C)),
+        pc=new.pc,
+        axis_lengths=new.D,
+        axes=new.B,
+        generation=generation,
+        evaluations=evaluations,
+        best_fitness=best_fitness,
+        best_evaluation=best_evaluation,
+        fitness_sorted=fitness_sorted,
+        n_finite=n_finite,
+    )
+    checked = term_lib.check(new.termination, snapshot, new.thresholds, lam)
+    return new.replace(termination=checked)

@@ -1,0 +1,354 @@
+"""pycma's stopping criteria as pure functions on arrays.
+
+Each criterion is computed separately and kept in ``StopFlags``, so a vmapped batch of runs says,
+per run, why it stopped. Defaults and semantics follow pycma 4.x (``CMAOptions`` and
+``_CMAStopDict._update``); the departures are listed in ``TerminationOptions``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from cmajax.batching import lazy_cond
+
+Array = jax.Array
+
+# pycma records the best and median f every 5 generations (``fit.histbest``/``histmedian``).
+STAGNATION_RECORD_EVERY = 5
+# pycma keeps at most 20,000 of those records.
+STAGNATION_HISTORY_CAP = 20_000
+
+
+class TerminationOptions(NamedTuple):
+    """Termination thresholds; ``None`` means pycma's dimension-dependent default.
+
+    Attributes:
+      ftarget: stop when the best f ≤ ftarget.
+      maxfevals: stop when evaluations − 1 ≥ maxfevals.
+      maxiter: stop when generations ≥ maxiter; default 100 + 150 (n+3)² // √λ.
+      tolfun: stop when the range of this generation's f and of the recent best f
+        (10 + 30n/λ generations) are both below tolfun.
+      tolfunhist: stop when that recent range of best f is below tolfunhist.
+      tolx: stop when every σ√C_ii and every σ p_c,i is below tolx.
+      tolupsigma: stop when σ/σ0 > tolupsigma · √(largest eigenvalue of C) (creeping).
+      tolfacupx: stop when some σ√C_ii > σ0 · tolfacupx (σ0 far too small).
+      tolstagnation: stop when the median of the recent best and median f stopped improving
+        over this many generations; default 100 + 100 n^1.5/λ. pycma keeps 20,000 records (every
+        5 generations); cmajax keeps min(20,000, 20·⌈tolstagnation/10⌉), enough to decide long
+        before ``maxiter`` with default settings.
+      tolconditioncov: stop when the condition number of C exceeds it.
+      tolflatfitness: stop after more than this many generations in a row whose best f equals
+        the f at the 75% rank.
+      noeffectaxis: stop when adding 0.1σ times a principal axis (cycling through the axes, one per
+        generation) leaves the mean unchanged.
+      noeffectcoord: stop when adding 0.2σ√C_ii to some coordinate leaves the mean unchanged.
+    """
+
+    ftarget: float = -math.inf
+    maxfevals: float = math.inf
+    maxiter: float | None = None
+    tolfun: float = 1e-11
+    tolfunhist: float = 1e-12
+    tolx: float = 1e-11
+    tolupsigma: float = 1e20
+    tolfacupx: float = 1e3
+    tolstagnation: float | None = None
+    tolconditioncov: float = 1e14
+    tolflatfitness: float = 1.0
+    noeffectaxis: bool = True
+    noeffectcoord: bool = True
+
+
+class StopFlags(NamedTuple):
+    """One boolean per criterion; ``nonfinite`` marks an update rejected for NaN/inf."""
+
+    ftarget: Array
+    maxfevals: Array
+    maxiter: Array
+    tolfun: Array
+    tolfunhist: Array
+    tolx: Array
+    tolupsigma: Array
+    tolfacupx: Array
+    tolstagnation: Array
+    tolconditioncov: Array
+    noeffectaxis: Array
+    noeffectcoord: Array
+    tolflatfitness: Array
+    nonfinite: Array
+
+    def any(self) -> Array:
+        """True where at least one criterion holds."""
+        out = self[0]
+        for flag in self[1:]:
+            out = out | flag
+        return out
+
+
+class Thresholds(NamedTuple):
+    """``TerminationOptions`` resolved for one (n, λ), stored in the state as arrays."""
+
+    ftarget: Array
+    maxfevals: Array
+    maxiter: Array
+    tolfun: Array
+    tolfunhist: Array
+    tolx: Array
+    tolupsigma: Array
+    tolfacupx: Array
+    tolstagnation: Array
+    tolconditioncov: Array
+    tolflatfitness: Array
+    noeffectaxis: Array
+    noeffectcoord: Array
+
+
+class Ring(NamedTuple):
+    """Fixed-size history, newest entry at ``head - 1``; ``count`` entries are valid."""
+
+    values: Array
+    head: Array
+    count: Array
+
+
+class TerminationState(NamedTuple):
+    """Histories and counters the criteria need, plus the flags themselves."""
+
+    best_history: Ring
+    """Best f of each recent generation (pycma ``fit.hist``)."""
+    stagnation_best: Ring
+    """Best f every 5 generations (pycma ``fit.histbest``)."""
+    stagnation_median: Ring
+    """Median f every 5 generations (pycma ``fit.histmedian``)."""
+    flat_generations: Array
+    """Generations in a row with flat fitness."""
+    flags: StopFlags
+
+
+def default_maxiter(n: int, popsize: int) -> float:
+    """100 + 150 (n+3)² // √λ (pycma option ``maxiter``)."""
+    return 100 + (150 * (n + 3) ** 2) // math.sqrt(popsize)
+
+
+def default_tolstagnation(n: int, popsize: int) -> float:
+    """int(100 + 100 n^1.5/λ) (pycma option ``tolstagnation``)."""
+    return float(int(100 + 100 * n**1.5 / popsize))
+
+
+def history_lengths(n: int, popsize: int, tolstagnation: float) -> tuple[int, int]:
+    """Static sizes of the recent best-f history and of the stagnation records.
+
+    The stagnation criterion compares windows of l = max(tolstagnation, records)/10 records, so
+    a record of 20·⌈tolstagnation/10⌉ entries decides it exactly until it is full.
+    """
+    best_len = int(10 + 30 * n / popsize)
+    record = min(STAGNATION_HISTORY_CAP, 20 * max(1, math.ceil(tolstagnation / 10)))
+    return best_len, record
+
+
+def thresholds(options: TerminationOptions, n: int, popsize: int, dtype) -> Thresholds:
+    """Resolve ``options`` for dimension n and population size λ."""
+    maxiter = default_maxiter(n, popsize) if options.maxiter is None else options.maxiter
+    tolstag = options.tolstagnation
+    tolstag = default_tolstagnation(n, popsize) if tolstag is None else tolstag
+    for name in ("maxfevals", "tolfun", "tolfunhist", "tolx", "tolflatfitness"):
+        value = getattr(options, name)
+        if isinstance(value, int | float) and (math.isnan(value) or value < 0):
+            raise ValueError(f"termination option {name} must be >= 0, got {value}.")
+    f = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+    return Thresholds(
+        ftarget=f(options.ftarget),
+        maxfevals=f(options.maxfevals),
+        maxiter=f(maxiter),
+        tolfun=f(options.tolfun),
+        tolfunhist=f(options.tolfunhist),
+        tolx=f(options.tolx),
+        tolupsigma=f(options.tolupsigma),
+        tolfacupx=f(options.tolfacupx),
+        tolstagnation=f(tolstag),
+        tolconditioncov=f(options.tolconditioncov),
+        tolflatfitness=f(options.tolflatfitness),
+        noeffectaxis=jnp.asarray(bool(options.noeffectaxis)),
+        noeffectcoord=jnp.asarray(bool(options.noeffectcoord)),
+    )
+
+
+def empty_ring(size: int, dtype) -> Ring:
+    """A ring of ``size`` slots, none valid."""
+    return Ring(jnp.zeros((size,), dtype), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def push(ring: Ring, value: Array) -> Ring:
+    """Append ``value``, overwriting the oldest entry when full."""
+    size = ring.values.shape[0]
+    values = ring.values.at[ring.head].set(value.astype(ring.values.dtype))
+    return Ring(values, (ring.head + 1) % size, jnp.minimum(ring.count + 1, size))
+
+
+def newest(ring: Ring, k: int, skip: Array | int = 0) -> tuple[Array, Array]:
+    """The ``k`` entries after skipping the ``skip`` newest, newest first, and their validity."""
+    size = ring.values.shape[0]
+    age = skip + jnp.arange(k)
+    values = ring.values[(ring.head - 1 - age) % size]
+    return values, age < ring.count
+
+
+def no_flags() -> StopFlags:
+    """All criteria false."""
+    false = jnp.zeros((), bool)
+    return StopFlags(*([false] * len(StopFlags._fields)))
+
+
+def init_termination(n: int, popsize: int, tolstagnation: float, dtype) -> TerminationState:
+    """Empty histories for a new run."""
+    best_len, record = history_lengths(n, popsize, tolstagnation)
+    return TerminationState(
+        best_history=empty_ring(best_len, dtype),
+        stagnation_best=empty_ring(record, dtype),
+        stagnation_median=empty_ring(record, dtype),
+        flat_generations=jnp.zeros((), jnp.int32),
+        flags=no_flags(),
+    )
+
+
+def _masked_range(values: Array, valid: Array) -> Array:
+    hi = jnp.max(jnp.where(valid, values, -jnp.inf))
+    lo = jnp.min(jnp.where(valid, values, jnp.inf))
+    return jnp.where(jnp.any(valid), hi - lo, jnp.inf)
+
+
+def _masked_median(values: Array, valid_count: Array) -> Array:
+    """Median of the first ``valid_count`` entries (numpy's convention for even counts)."""
+    k = jnp.maximum(valid_count, 1)
+    idx = jnp.arange(values.shape[0])
+    ordered = jnp.sort(jnp.where(idx < k, values, jnp.inf))
+    return 0.5 * (ordered[(k - 1) // 2] + ordered[k // 2])
+
+
+def sorted_finite(fitness: Array) -> tuple[Array, Array]:
+    """Fitness sorted ascending with non-finite values last, and the count of finite ones."""
+    finite = jnp.isfinite(fitness)
+    return jnp.sort(jnp.where(finite, fitness, jnp.inf)), jnp.sum(finite)
+
+
+def record_generation(
+    term: TerminationState, fitness_sorted: Array, n_finite: Array, generation: Array
+) -> TerminationState:
+    """Update histories with this generation's sorted fitness (pycma ``tell``, ``fit.*``).
+
+    ``generation`` is the count after this generation (pycma ``countiter``).
+    """
+    median = _masked_median(fitness_sorted, n_finite)
+    best_history = push(term.best_history, fitness_sorted[0])
+    record = generation % STAGNATION_RECORD_EVERY == 0
+    stag_best = jax.tree.map(
+        lambda a, b: jnp.where(record, a, b),
+        push(term.stagnation_best, fitness_sorted[0]),
+        term.stagnation_best,
+    )
+    stag_median = jax.tree.map(
+        lambda a, b: jnp.where(record, a, b),
+        push(term.stagnation_median, median),
+        term.stagnation_median,
+    )
+    popsize = fitness_sorted.shape[0]
+    # pycma: flat when the best f is not below the f at rank ⌊0.75 λ⌋ (``tolflatfitness``).
+    flat = ~(fitness_sorted[0] < fitness_sorted[int(0.75 * popsize)])
+    flat_generations = jnp.where(flat, term.flat_generations + 1, 0)
+    return term._replace(
+        best_history=best_history,
+        stagnation_best=stag_best,
+        stagnation_median=stag_median,
+        flat_generations=flat_generations,
+    )
+
+
+def _stagnating(term: TerminationState, tolstagnation: Array, generation: Array) -> Array:
+    """Medians of the newest l records no better than of the l before (pycma ``tolstagnation``).
+
+    The windows are at most a tenth of the record; when pycma's l would exceed that (the record
+    is capped) the criterion cannot hold, in pycma too, whose 2l must stay below its 20,000 cap.
+    """
+    window = max(1, term.stagnation_best.values.shape[0] // 10)
+    count = term.stagnation_best.count
+    l_float = jnp.maximum(tolstagnation / 10, count / 10)
+    length = jnp.minimum(jnp.floor(l_float).astype(jnp.int32), window)
+
+    def not_improved(ring: Ring, length: Array) -> Array:
+        recent, _ = newest(ring, window)
+        older, _ = newest(ring, window, skip=length)
+        return _masked_median(recent, length) >= _masked_median(older, length)
+
+    enough = (count > 100) & (2 * length < count) & (l_float <= window) & (l_float <= generation)
+    # Every value the branches read is passed in: ``lazy_cond`` forbids batched closures.
+    return lazy_cond(
+        enough,
+        lambda op: not_improved(op[0], op[2]) & not_improved(op[1], op[2]),
+        lambda op: jnp.zeros((), bool),
+        (term.stagnation_best, term.stagnation_median, length),
+    )
+
+
+class Snapshot(NamedTuple):
+    """What the criteria read from the strategy after a generation."""
+
+    mean: Array
+    sigma: Array
+    sigma0: Array
+    stds: Array
+    """σ-free coordinate standard deviations √C_ii."""
+    pc: Array
+    axis_lengths: Array
+    """Square roots of the eigenvalues of C, ascending."""
+    axes: Array
+    """Eigenvectors of C as columns, in the order of ``axis_lengths``."""
+    generation: Array
+    evaluations: Array
+    best_fitness: Array
+    best_evaluation: Array
+    fitness_sorted: Array
+    n_finite: Array
+
+
+def check(
+    term: TerminationState, snap: Snapshot, thr: Thresholds, popsize: int
+) -> TerminationState:
+    """Evaluate every criterion (pycma ``_CMAStopDict._update``) and store the flags."""
+    n = snap.mean.shape[0]
+    scaled_stds = snap.sigma * snap.stds
+    fit_range = _masked_range(snap.fitness_sorted, jnp.isfinite(snap.fitness_sorted))
+    hist_values, hist_valid = newest(term.best_history, term.best_history.values.shape[0])
+    hist_range = _masked_range(hist_values, hist_valid)
+    i = snap.generation % n
+    axis_step = 0.1 * snap.sigma * snap.axis_lengths[i] * snap.axes[:, i]
+    stagnation = (
+        (snap.generation > n * (5 + 100 / popsize))
+        & ((snap.evaluations - snap.best_evaluation) / popsize > thr.tolstagnation / 2)
+        & _stagnating(term, thr.tolstagnation, snap.generation)
+    )
+    flags = StopFlags(
+        ftarget=snap.best_fitness <= thr.ftarget,
+        maxfevals=snap.evaluations - 1 >= thr.maxfevals,
+        maxiter=snap.generation >= thr.maxiter,
+        tolfun=(fit_range < thr.tolfun) & (hist_range < thr.tolfun),
+        tolfunhist=(hist_valid.sum() > 9) & (hist_range < thr.tolfunhist),
+        tolx=jnp.all(scaled_stds < thr.tolx) & jnp.all(snap.sigma * snap.pc < thr.tolx),
+        tolupsigma=snap.sigma / snap.axis_lengths[-1] > snap.sigma0 * thr.tolupsigma,
+        tolfacupx=jnp.any(scaled_stds > snap.sigma0 * thr.tolfacupx),
+        tolstagnation=stagnation,
+        tolconditioncov=snap.axis_lengths[-1] > jnp.sqrt(thr.tolconditioncov) * snap.axis_lengths[0],
+        noeffectaxis=thr.noeffectaxis & jnp.all(snap.mean == snap.mean + axis_step),
+        noeffectcoord=thr.noeffectcoord & jnp.any(snap.mean == snap.mean + 0.2 * scaled_stds),
+        tolflatfitness=term.flat_generations > thr.tolflatfitness,
+        nonfinite=term.flags.nonfinite,
+    )
+    return term._replace(flags=flags)
+
+
+def stop_reasons(flags: StopFlags) -> list[str]:
+    """Names of the criteria that hold, for one (unbatched) run, e.g. ``['tolfun']``."""
+    return [name for name, value in zip(StopFlags._fields, flags, strict=True) if bool(value)]
