@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -106,60 +106,60 @@ def pycma_options(seed: int) -> dict[str, Any]:
     }
 
 
-def time_pycma(n: int, generations: int, repeats: int) -> dict[str, Any]:
-    """Time a ``generations``-long pycma ask/tell loop on the sphere, ``repeats`` times."""
+def pycma_generations(es, generations: int) -> float:
+    """Run ``generations`` pycma ask/tell generations on the sphere; return the best f."""
+    for _ in range(generations):
+        solutions = es.ask()
+        es.tell(solutions, bu.sphere_np(np.asarray(solutions)).tolist())
+    return float(es.best.f)
+
+
+def cmaes_generations(opt, generations: int) -> float:
+    """Run ``generations`` cmaes generations, one ``ask`` per solution; return the best f."""
+    best = math.inf
+    for _ in range(generations):
+        told = []
+        for _ in range(opt.population_size):
+            x = opt.ask()
+            told.append((x, float(bu.sphere_np(x))))
+        best = min(best, *(value for _, value in told))
+        opt.tell(told)
+    return best
+
+
+def time_numpy_peer(peer: str, n: int, generations: int, repeats: int) -> dict[str, Any]:
+    """Time ``repeats`` fresh runs of ``generations`` of pycma or cmaes (construction untimed)."""
     import cma
-
-    finals = []
-
-    def one_run(i: int) -> None:
-        es = es_by_repeat[i]
-        for _ in range(generations):
-            solutions = es.ask()
-            es.tell(solutions, bu.sphere_np(np.asarray(solutions)).tolist())
-        finals.append(float(es.best.f))
-
-    es_by_repeat = [
-        cma.CMAEvolutionStrategy(np.ones(n), SIGMA0, pycma_options(seed=i + 1))
-        for i in range(repeats)
-    ]
-    popsize = es_by_repeat[0].popsize
-    times = bu.time_repeats(one_run, repeats)
-    return {"times_s": times, "popsize": popsize, "final_best_f": finals[-1]}
-
-
-def time_cmaes(n: int, generations: int, repeats: int) -> dict[str, Any]:
-    """Time a ``generations``-long cmaes ask/tell loop (one ``ask`` per solution)."""
     import cmaes
 
-    optimizers = [cmaes.CMA(mean=np.ones(n), sigma=SIGMA0, seed=i + 1) for i in range(repeats)]
+    def make(i: int):
+        if peer == "pycma":
+            return cma.CMAEvolutionStrategy(np.ones(n), SIGMA0, pycma_options(seed=i + 1))
+        return cmaes.CMA(mean=np.ones(n), sigma=SIGMA0, seed=i + 1)
+
+    loop = pycma_generations if peer == "pycma" else cmaes_generations
+    loop(make(repeats), min(3, generations))  # warm-up: first-call overheads
     finals = []
-
-    def one_run(i: int) -> None:
-        opt = optimizers[i]
-        best = math.inf
-        for _ in range(generations):
-            told = []
-            for _ in range(opt.population_size):
-                x = opt.ask()
-                told.append((x, float(bu.sphere_np(x))))
-            best = min(best, min(value for _, value in told))
-            opt.tell(told)
-        finals.append(best)
-
-    times = bu.time_repeats(one_run, repeats)
-    return {
-        "times_s": times,
-        "popsize": optimizers[0].population_size,
-        "final_best_f": finals[-1],
-    }
+    timing = bu.time_repeats(lambda opt: finals.append(loop(opt, generations)), repeats, make)
+    optimizer = make(0)
+    popsize = optimizer.popsize if peer == "pycma" else optimizer.population_size
+    return {"timing": timing, "popsize": popsize, "final_best_f": finals[-1]}
 
 
 # --------------------------------------------------------------------------- peers: JAX
 
 
-def evosax_setup(n: int, runs: int | None) -> tuple[Callable, Any, Any]:
-    """evosax ``CMA_ES`` on the sphere: ``(step, key, state)``; ``runs`` batches the state."""
+class JaxPeer(NamedTuple):
+    """A JAX strategy wired for the sphere: one-generation ``step``, key(s), state(s), λ."""
+
+    step: Callable[[Any, Any], Any]
+    key: Any
+    state: Any
+    popsize: int
+
+
+def evosax_setup(n: int, runs: int | None) -> JaxPeer:
+    """evosax ``CMA_ES`` on the sphere; ``runs`` batches key and state (None: one run)."""
     import jax
     import jax.numpy as jnp
     from evosax.algorithms import CMA_ES
@@ -176,14 +176,14 @@ def evosax_setup(n: int, runs: int | None) -> tuple[Callable, Any, Any]:
 
     key = jax.random.key(0)
     if runs is None:
-        return step, key, es.init(key, x0, params)
+        return JaxPeer(step, key, es.init(key, x0, params), es.population_size)
     keys = jax.random.split(key, runs)
     states = jax.vmap(es.init, in_axes=(0, 0, None))(keys, jnp.ones((runs, n)), params)
-    return step, keys, states
+    return JaxPeer(step, keys, states, es.population_size)
 
 
-def cmajax_setup(n: int, runs: int | None) -> tuple[Callable, Any, Any]:
-    """cmajax ``cma_es`` on the sphere: ``(step, key, state)``; ``runs`` batches the state."""
+def cmajax_setup(n: int, runs: int | None) -> JaxPeer:
+    """cmajax ``cma_es`` on the sphere; ``runs`` batches key and state (None: one run)."""
     import jax
     import jax.numpy as jnp
 
@@ -194,10 +194,12 @@ def cmajax_setup(n: int, runs: int | None) -> tuple[Callable, Any, Any]:
         return es.tell(state, population, bu.sphere_jnp(population))
 
     key = jax.random.key(0)
+    state = es.init(jnp.ones(n))
+    popsize = int(es.ask(key, state).shape[0])
     if runs is None:
-        return step, key, es.init(jnp.ones(n))
+        return JaxPeer(step, key, state, popsize)
     keys = jax.random.split(key, runs)
-    return step, keys, jax.vmap(es.init)(jnp.ones((runs, n)))
+    return JaxPeer(step, keys, jax.vmap(es.init)(jnp.ones((runs, n))), popsize)
 
 
 SETUPS = {"evosax": evosax_setup, "cmajax": cmajax_setup}
@@ -219,12 +221,12 @@ def time_jax_single(peer: str, n: int, generations: int, repeats: int) -> dict[s
     """Time one whole run of ``generations`` as a single jitted ``lax.scan``."""
     import jax
 
-    step, key, state = SETUPS[peer](n, None)
+    step, key, state, popsize = SETUPS[peer](n, None)
     run = jax.jit(bu.scan_run(step, generations))
-    times, final, compile_s = bu.time_compiled_jax(run, key, state, repeats)
+    timing, final, compile_s = bu.time_compiled_jax(run, key, state, repeats)
     return {
-        "times_s": times,
-        "popsize": bu.default_popsize(n),
+        "timing": timing,
+        "popsize": popsize,
         "compile_s": compile_s,
         **final_summary(peer, final),
     }
@@ -234,12 +236,13 @@ def time_jax_batched(peer: str, case: BatchCase) -> dict[str, Any]:
     """Time ``case.runs`` independent runs as one jitted ``vmap`` of the scanned run."""
     import jax
 
-    step, keys, states = SETUPS[peer](case.n, case.runs)
+    step, keys, states, _ = SETUPS[peer](case.n, case.runs)
     run = jax.jit(jax.vmap(bu.scan_run(step, case.generations)))
-    times, final, compile_s = bu.time_compiled_jax(run, keys, states, case.repeats)
-    seconds = bu.median(times)
+    timing, final, compile_s = bu.time_compiled_jax(run, keys, states, case.repeats)
+    seconds = bu.median(timing.times)
     return {
-        "times_s": times,
+        "times_s": timing.times,
+        "foreign_load": timing.loads,
         "compile_s": compile_s,
         "median_s": seconds,
         "run_generations_per_s": case.runs * case.generations / seconds,
@@ -257,14 +260,15 @@ def measure_single(case: SingleCase, peers: list[str]) -> dict[str, dict[str, An
     for peer in peers:
         generations = case.generations[peer]
         bu.log(f"single n={case.n} {peer}: {generations} generations x {case.repeats} repeats")
-        if peer == "pycma":
-            entry = time_pycma(case.n, generations, case.repeats)
-        elif peer == "cmaes":
-            entry = time_cmaes(case.n, generations, case.repeats)
+        if peer in ("pycma", "cmaes"):
+            entry = time_numpy_peer(peer, case.n, generations, case.repeats)
         else:
             entry = time_jax_single(peer, case.n, generations, case.repeats)
+        timing = entry.pop("timing")
         entry.update(generations=generations, repeats=case.repeats)
-        entry["ms_per_gen"] = 1e3 * bu.median(entry["times_s"]) / generations
+        entry.update(times_s=timing.times, foreign_load=timing.loads)
+        entry["ms_per_gen"] = 1e3 * bu.median(timing.times) / generations
+        entry["ms_per_gen_min"] = 1e3 * min(timing.times) / generations
         bu.log(f"  -> {entry['ms_per_gen']:.4g} ms/generation")
         results[peer] = entry
     return results
@@ -325,10 +329,11 @@ def single_table(single: list[dict[str, Any]]) -> list[str]:
 
 
 def single_details_table(single: list[dict[str, Any]]) -> list[str]:
-    """Markdown table of generations, repeats, compile time and final best f per run."""
+    """Markdown table per run: λ, generations, repeats, spread, load, compile time, final f."""
     lines = [
-        "| n | peer | generations timed | repeats | compile s | final best f | note |",
-        "|---:|---|---:|---:|---:|---:|---|",
+        "| n | peer | λ | generations timed | repeats | min ms/gen | max foreign load "
+        "| compile s | final best f | note |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in single:
         for peer, e in row["peers"].items():
@@ -336,7 +341,8 @@ def single_details_table(single: list[dict[str, Any]]) -> list[str]:
             if "stopped_any" in e:
                 note = f"stopped={e['stopped_any']}, generation={e['generation']}"
             lines.append(
-                f"| {row['n']} | {peer} | {e['generations']} | {e['repeats']} | "
+                f"| {row['n']} | {peer} | {e['popsize']} | {e['generations']} | {e['repeats']} | "
+                f"{bu.fmt(e['ms_per_gen_min'])} | {max(e['foreign_load']):.0%} | "
                 f"{bu.fmt(e.get('compile_s'))} | {bu.fmt(e['final_best_f'])} | {note} |"
             )
     return lines
@@ -381,8 +387,16 @@ def markdown_report(doc: dict[str, Any]) -> str:
         "Setup: sphere function, x0 = ones(n), sigma0 = 1, default population size "
         "λ = 4 + floor(3 ln n). pycma and cmaes run their Python ask/tell loops (NumPy, "
         "float64; cmaes asks one solution at a time); evosax `CMA_ES` and cmajax run the "
-        "whole run as one jitted `lax.scan` (JAX default float32 unless x64 is on above). "
-        "Compilation and one warm-up run are excluded. Figures are medians over repeats.",
+        "whole run as one jitted `lax.scan` (JAX default float32 unless x64 is on above), "
+        "both evaluating the same `jnp` sphere. Termination criteria are disabled for pycma "
+        "and cmajax (a stopped cmajax state is frozen); cmaes and evosax never stop on their "
+        "own in an ask/tell loop. Compilation and one warm-up run are excluded. Figures are "
+        "medians over repeats; each repeat starts from the initial state.",
+        "",
+        "The machine may be shared: before each timed repeat the script waits for other "
+        "processes to go quiet and times a repeat again (up to 3 times) when they used more "
+        f"than {bu.LoadControl.threshold:.0%} of the CPU meanwhile; the details table "
+        "shows the largest such foreign load that remained.",
         "",
         "## Single run: milliseconds per generation",
         "",
@@ -390,7 +404,8 @@ def markdown_report(doc: dict[str, Any]) -> str:
         "",
         *single_table(doc["single"]),
         "",
-        "Details (the final best f shows the runs were still progressing and did not stop):",
+        "Details (final best f: a sanity check that every run kept converging; "
+        "for cmajax, whether it stopped):",
         "",
         *single_details_table(doc["single"]),
         "",
@@ -497,6 +512,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = parse_args(argv)
+    if args.quick:  # smoke check: no waiting for a quiet machine
+        bu.set_load_control(retries=0, max_wait_s=0.0, budget_s=0.0)
     import jax
 
     if args.x64:
@@ -506,6 +523,7 @@ def main(argv: list[str] | None = None) -> None:
         bu.log(f"cmajax not measured: {reason}")
     doc = run_all(args.quick, with_cmajax=available)
     doc["machine"] = bu.machine_info()
+    doc["waited_for_quiet_s"] = bu.LoadControl.waited_s
     doc["cmajax_missing"] = None if available else reason
     write_outputs(doc, args.out)
     print(markdown_report(doc))

@@ -138,7 +138,7 @@ def _check_factory_args(sigma0: Any, popsize: Any) -> None:
         if not isinstance(popsize, int | np.integer) or isinstance(popsize, bool):
             raise TypeError(f"popsize must be an int or None, got {popsize!r}.")
         if popsize < 2:
-            raise ValueError(f"popsize must be >= 2 (λ ≥ 2 candidates per generation), got {popsize}.")
+            raise ValueError(f"popsize must be >= 2 (candidates per generation), got {popsize}.")
 
 
 def _decompose(cov: Array) -> tuple[Array, Array, Array]:

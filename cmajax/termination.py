@@ -38,8 +38,8 @@ class TerminationOptions(NamedTuple):
       tolfacupx: stop when some σ√C_ii > σ0 · tolfacupx (σ0 far too small).
       tolstagnation: stop when the median of the recent best and median f stopped improving
         over this many generations; default 100 + 100 n^1.5/λ. pycma keeps 20,000 records (every
-        5 generations); cmajax keeps min(20,000, 20·⌈tolstagnation/10⌉), enough to decide long
-        before ``maxiter`` with default settings.
+        5 generations); cmajax keeps min(20,000, max(210, 20·⌈tolstagnation/10⌉)), enough to
+        decide as pycma long before ``maxiter`` with default settings.
       tolconditioncov: stop when the condition number of C exceeds it.
       tolflatfitness: stop after more than this many generations in a row whose best f equals
         the f at the 75% rank.
@@ -142,11 +142,14 @@ def default_tolstagnation(n: int, popsize: int) -> float:
 def history_lengths(n: int, popsize: int, tolstagnation: float) -> tuple[int, int]:
     """Static sizes of the recent best-f history and of the stagnation records.
 
-    The stagnation criterion compares windows of l = max(tolstagnation, records)/10 records, so
-    a record of 20·⌈tolstagnation/10⌉ entries decides it exactly until it is full.
+    The stagnation criterion needs more than 100 records and compares windows of
+    l = max(tolstagnation, records)/10 records, so a record of max(210, 20·⌈tolstagnation/10⌉)
+    entries decides it as pycma does until it is full.
     """
     best_len = int(10 + 30 * n / popsize)
-    record = min(STAGNATION_HISTORY_CAP, 20 * max(1, math.ceil(tolstagnation / 10)))
+    if not math.isfinite(tolstagnation):  # criterion off: keep a token record
+        return best_len, 20
+    record = min(STAGNATION_HISTORY_CAP, max(210, 20 * math.ceil(tolstagnation / 10)))
     return best_len, record
 
 
@@ -159,7 +162,12 @@ def thresholds(options: TerminationOptions, n: int, popsize: int, dtype) -> Thre
         value = getattr(options, name)
         if isinstance(value, int | float) and (math.isnan(value) or value < 0):
             raise ValueError(f"termination option {name} must be >= 0, got {value}.")
-    f = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+    big = float(jnp.finfo(dtype).max)
+
+    def f(value):
+        # ±inf (a criterion switched off) is stored as ±max so every state array stays finite.
+        return jnp.asarray(min(max(float(value), -big), big), dtype)
+
     return Thresholds(
         ftarget=f(options.ftarget),
         maxfevals=f(options.maxfevals),
@@ -340,7 +348,8 @@ def check(
         tolupsigma=snap.sigma / snap.axis_lengths[-1] > snap.sigma0 * thr.tolupsigma,
         tolfacupx=jnp.any(scaled_stds > snap.sigma0 * thr.tolfacupx),
         tolstagnation=stagnation,
-        tolconditioncov=snap.axis_lengths[-1] > jnp.sqrt(thr.tolconditioncov) * snap.axis_lengths[0],
+        tolconditioncov=snap.axis_lengths[-1]
+        > jnp.sqrt(thr.tolconditioncov) * snap.axis_lengths[0],
         noeffectaxis=thr.noeffectaxis & jnp.all(snap.mean == snap.mean + axis_step),
         noeffectcoord=thr.noeffectcoord & jnp.any(snap.mean == snap.mean + 0.2 * scaled_stds),
         tolflatfitness=term.flat_generations > thr.tolflatfitness,

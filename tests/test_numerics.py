@@ -1,0 +1,92 @@
+"""No NaN reaches the state: non-finite fitness ranks last, long runs stay finite, C stays SPD."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import cmajax
+from cmajax import functions
+
+NEVER_STOP = cmajax.TerminationOptions(
+    maxiter=math.inf,
+    tolfun=0.0,
+    tolfunhist=0.0,
+    tolx=0.0,
+    tolupsigma=math.inf,
+    tolfacupx=math.inf,
+    tolstagnation=math.inf,
+    tolconditioncov=math.inf,
+    tolflatfitness=math.inf,
+    noeffectaxis=False,
+    noeffectcoord=False,
+)
+
+
+def _all_finite(state):
+    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(state))
+
+
+def _assert_spd(cov):
+    cov = np.asarray(cov, np.float64)
+    np.testing.assert_allclose(cov, cov.T, rtol=1e-6, atol=0)
+    assert np.linalg.eigvalsh(cov).min() > 0
+
+
+def test_ten_thousand_float32_generations_stay_finite(run_jit):
+    """The run on which evosax's CMA_ES turns into NaN: sphere, n = 10, float32, 10,000 gens;
+    with the default criteria (the run stops and stays put) and with every criterion off."""
+    for options in (None, NEVER_STOP):
+        es = cmajax.cma_es(1.0, termination=options)
+        state = run_jit(es, functions.sphere, es.init(jnp.ones(10)), jax.random.key(0), 10_000)
+        assert state.mean.dtype == jnp.float32
+        assert _all_finite(state)
+        _assert_spd(state.C)
+        assert float(state.best_fitness) < 1e-10
+    assert int(state.generation) == 10_000
+
+
+def test_nan_and_inf_fitness_rank_last():
+    es = cmajax.cma_es(1.0)
+    state = es.init(jnp.zeros(4))
+    pop = es.ask(jax.random.key(0), state)
+    fitness = functions.sphere(pop)
+    # Non-finite values tie at the end in index order, so the large stand-ins follow index order.
+    worst = jnp.sort(jnp.argsort(fitness)[-2:])
+    as_nan = es.tell(state, pop, fitness.at[worst[0]].set(jnp.nan).at[worst[1]].set(jnp.inf))
+    as_large = es.tell(state, pop, fitness.at[worst[0]].set(1e30).at[worst[1]].set(1e31))
+    for name in ("mean", "sigma", "C", "ps", "pc"):
+        np.testing.assert_allclose(getattr(as_nan, name), getattr(as_large, name), rtol=1e-6)
+    assert _all_finite(as_nan)
+    assert float(as_nan.best_fitness) == float(fitness.min())
+
+
+def test_generation_without_finite_fitness_changes_nothing_but_counters():
+    es = cmajax.cma_es(1.0)
+    state = es.init(jnp.zeros(4))
+    pop = es.ask(jax.random.key(0), state)
+    after = es.tell(state, pop, jnp.full(pop.shape[0], jnp.nan))
+    for name in ("mean", "sigma", "C", "B", "D", "ps", "pc", "best_x", "best_fitness"):
+        np.testing.assert_array_equal(getattr(after, name), getattr(state, name))
+    assert int(after.generation) == 1
+    assert int(after.evaluations) == pop.shape[0]
+    assert not bool(after.stopped)
+
+
+def test_ill_conditioned_covariance_stays_spd_in_float32(run_jit):
+    """The ellipsoid with condition 1e8 pushes float32 eigenvalues to their limits."""
+    es = cmajax.cma_es(1.0, termination=NEVER_STOP)
+    fun = lambda x: functions.ellipsoid(x, 1e8)  # noqa: E731
+    state = run_jit(es, fun, es.init(jnp.ones(6)), jax.random.key(3), 3000)
+    assert _all_finite(state)
+    _assert_spd(state.C)
+    assert float(state.D[0]) > 0
+
+
+def test_float64_when_x64_and_x0_float64():
+    with jax.enable_x64(True):
+        es = cmajax.cma_es(1.0)
+        assert es.init(jnp.zeros(3, jnp.float64)).C.dtype == jnp.float64
+        assert es.init(jnp.zeros(3, jnp.float32)).C.dtype == jnp.float32
+    assert es.init(np.zeros(3)).C.dtype == jnp.float32

@@ -1,0 +1,152 @@
+"""Each stopping criterion is triggered by a constructed case and reported by name."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cmajax
+from cmajax import functions
+from cmajax.termination import TerminationOptions as T
+
+OFF = dict(
+    tolfun=0.0,
+    tolfunhist=0.0,
+    tolx=0.0,
+    tolupsigma=math.inf,
+    tolfacupx=math.inf,
+    tolstagnation=math.inf,
+    tolconditioncov=math.inf,
+    tolflatfitness=math.inf,
+    noeffectaxis=False,
+    noeffectcoord=False,
+)
+
+
+def linear(x):
+    return x[0]
+
+
+def run(options, fun=functions.sphere, x0=None, sigma0=1.0, generations=400, run_jit=None):
+    es = cmajax.cma_es(sigma0, termination=options)
+    x0 = jnp.ones(4) if x0 is None else x0
+    return run_jit(es, fun, es.init(x0), jax.random.key(0), generations)
+
+
+CASES = {
+    "ftarget": (T(ftarget=1e-3), {}),
+    "maxfevals": (T(maxfevals=50), {}),
+    "maxiter": (T(maxiter=7), {}),
+    "tolfun": (T(**(OFF | {"tolfun": 1e-9})), {}),
+    "tolx": (T(**(OFF | {"tolx": 1e-4})), {}),
+    "tolupsigma": (T(**(OFF | {"tolupsigma": 10.0})), {"fun": linear, "sigma0": 1e-3}),
+    "tolfacupx": (T(**(OFF | {"tolfacupx": 1e3})), {"fun": linear, "sigma0": 1e-3}),
+    "tolconditioncov": (T(**(OFF | {"tolconditioncov": 1e3})), {"fun": functions.ellipsoid}),
+    "noeffectaxis": (
+        T(**(OFF | {"noeffectaxis": True})),
+        {"x0": jnp.full(4, 1e6), "sigma0": 1e-9},
+    ),
+    "noeffectcoord": (
+        T(**(OFF | {"noeffectcoord": True})),
+        {"x0": jnp.full(4, 1e6), "sigma0": 1e-9},
+    ),
+}
+
+
+@pytest.mark.parametrize("criterion", list(CASES))
+def test_criterion_triggers_and_is_named(criterion, run_jit):
+    options, kwargs = CASES[criterion]
+    state = run(options, run_jit=run_jit, **kwargs)
+    reasons = cmajax.stop_reasons(state.stop)
+    assert criterion in reasons, reasons
+    assert bool(state.stopped)
+
+
+def test_maxfevals_counts_like_pycma(run_jit):
+    # pycma stops when countevals - 1 >= maxfevals: with λ = 8 that is after 56 evaluations.
+    state = run(T(maxfevals=50), run_jit=run_jit)
+    assert int(state.evaluations) == 56
+
+
+def _tell_sequence(fitness_fn, options, generations, n=3):
+    """Drive tell with hand-made fitness values (fitness_fn(generation, popsize))."""
+    es = cmajax.cma_es(1.0, termination=options)
+    state = es.init(jnp.zeros(n))
+    tell = jax.jit(es.tell)
+    for g in range(generations):
+        pop = es.ask(jax.random.key(g), state)
+        lam = pop.shape[0]
+        state = tell(state, pop, fitness_fn(g, lam))
+        if bool(state.stopped):
+            break
+    return state
+
+
+def test_tolfunhist():
+    """Best f constant across generations while each generation spreads widely."""
+    state = _tell_sequence(
+        lambda g, lam: jnp.arange(lam, dtype=jnp.float32), T(**OFF | {"tolfunhist": 1e-12}), 30
+    )
+    assert cmajax.stop_reasons(state.stop) == ["tolfunhist"]
+    assert int(state.generation) == 10  # pycma: more than 9 entries in the history
+
+
+def test_tolflatfitness():
+    """Equal f for the best and the 75% rank for more than tolflatfitness generations."""
+    state = _tell_sequence(lambda g, lam: jnp.ones(lam), T(**OFF | {"tolflatfitness": 1.0}), 10)
+    assert cmajax.stop_reasons(state.stop) == ["tolflatfitness"]
+    assert int(state.generation) == 2
+
+
+def test_tolstagnation(run_jit):
+    """Pure-noise fitness never improves its medians: stagnation after ~5·100 generations."""
+
+    def noise(x):
+        # a hash of x: f independent of the distance to anything
+        return jnp.abs(jnp.sin(1e4 * jnp.sum(x * jnp.arange(1, 3))))
+
+    state = run(
+        T(**OFF | {"tolstagnation": 20.0}),
+        fun=noise,
+        x0=jnp.zeros(2),
+        generations=3000,
+        run_jit=run_jit,
+    )
+    assert cmajax.stop_reasons(state.stop) == ["tolstagnation"]
+    assert 505 <= int(state.generation) < 3000
+
+
+def test_nonfinite_update_is_rejected_and_reported():
+    es = cmajax.cma_es(1.0)
+    state = es.init(jnp.zeros(3))
+    pop = es.ask(jax.random.key(0), state).at[0].set(jnp.inf)
+    fitness = jnp.arange(pop.shape[0], dtype=jnp.float32)
+    new = es.tell(state, pop, fitness)
+    assert cmajax.stop_reasons(new.stop) == ["nonfinite"]
+    np.testing.assert_array_equal(new.mean, state.mean)
+    np.testing.assert_array_equal(new.C, state.C)
+
+
+def test_stopped_state_is_left_unchanged(run_jit):
+    es = cmajax.cma_es(1.0, termination=T(maxiter=3))
+    state = run_jit(es, functions.sphere, es.init(jnp.ones(4)), jax.random.key(0), 10)
+    assert int(state.generation) == 3
+    pop = es.ask(jax.random.key(5), state)
+    again = es.tell(state, pop, functions.sphere(pop))
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(again), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_vmapped_runs_report_their_own_reasons():
+    es = cmajax.cma_es(1.0, termination=T(maxiter=30, ftarget=1e-2))
+    x0s = jnp.stack([jnp.full(4, 0.01), jnp.full(4, 100.0)])
+    keys = jax.random.split(jax.random.key(0), 2)
+    states = jax.jit(jax.vmap(lambda x, k: cmajax.run(es, functions.sphere, es.init(x), k, 40)))(
+        x0s, keys
+    )
+    first = jax.tree.map(lambda a: a[0], states.stop)
+    second = jax.tree.map(lambda a: a[1], states.stop)
+    assert cmajax.stop_reasons(first) == ["ftarget"]
+    assert cmajax.stop_reasons(second) == ["maxiter"]
