@@ -216,7 +216,26 @@ def machine_info() -> dict[str, Any]:
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": shlex.join(["python", *sys.argv]),
         "loadavg": load_average(),
+        "git": git_revision(),
     }
+
+
+def git_revision() -> str:
+    """``<commit> (cmajax/ modified)`` of the checkout holding this file, or ``n/a``."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "cmajax")
+    except (OSError, subprocess.CalledProcessError):
+        return "n/a"
+    return f"{commit} ({'cmajax/ has uncommitted changes' if dirty else 'cmajax/ clean'})"
 
 
 def load_average() -> str:
@@ -232,7 +251,7 @@ def machine_markdown(info: dict[str, Any]) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     return [
         f"- Date: {info['date']}",
-        f"- Command: `{info['command']}`",
+        f"- Command: `{info['command']}` (git {info['git']})",
         f"- Machine: {info['cpu']}, os.cpu_count() = {info['cpu_count']}, {info['platform']}",
         f"- JAX backend: {info['jax_backend']} ({', '.join(info['jax_devices'])}), "
         f"x64 = {info['jax_x64']}",
@@ -315,8 +334,7 @@ def cmajax_never_stop_options():
     """cmajax termination options with every criterion that could end a sphere run disabled.
 
     Mirrors the pycma options of ``bench_generation.py``: a stopped cmajax state is frozen by
-    ``tell``, which would make timings meaningless. ``tolstagnation`` keeps its default (its
-    history size depends on it, and the sphere does not stagnate).
+    ``tell``, which would make timings meaningless.
     """
     import cmajax
 
@@ -327,6 +345,7 @@ def cmajax_never_stop_options():
         tolx=0.0,
         tolupsigma=math.inf,
         tolfacupx=math.inf,
+        tolstagnation=math.inf,
         tolconditioncov=math.inf,
         tolflatfitness=1e9,
         noeffectaxis=False,

@@ -67,7 +67,7 @@ def full_config() -> tuple[list[SingleCase], list[BatchCase]]:
     single = [
         SingleCase(10, {"pycma": 500, "cmaes": 500, "evosax": 500, "cmajax": 500}, 7),
         SingleCase(100, {"pycma": 200, "cmaes": 200, "evosax": 200, "cmajax": 200}, 5),
-        SingleCase(1000, {"pycma": 30, "cmaes": 10, "evosax": 30, "cmajax": 30}, 3),
+        SingleCase(1000, {"pycma": 60, "cmaes": 10, "evosax": 60, "cmajax": 60}, 5),
     ]
     batched = [BatchCase(10, 1024, 200, 5), BatchCase(50, 256, 100, 5)]
     return single, batched

@@ -61,7 +61,6 @@ class Constants:
     cs: Array
     damps: Array
     chi_n: Array
-    decomposition_gap: Array
 
 
 _register(Constants)
@@ -212,6 +211,17 @@ def cma_es(
 
     default_sigma0 = sigma0
 
+    def parameters(n: int):
+        return cma_parameters(
+            n,
+            popsize,
+            rank_one_factor=rank_one_factor,
+            rank_mu_factor=rank_mu_factor,
+            damping_factor=damping_factor,
+            active=active,
+            decomposition_gap=decomposition_gap,
+        )
+
     def init(x0: PyTree, sigma0: Any = None) -> CMAState:
         """A fresh state with mean ``x0`` (any pytree of float arrays), C = I, σ = σ0.
 
@@ -223,15 +233,7 @@ def cma_es(
         check_finite_x0(mean)
         s0 = default_sigma0 if sigma0 is None else sigma0
         check_sigma0(s0)
-        p = cma_parameters(
-            n,
-            popsize,
-            rank_one_factor=rank_one_factor,
-            rank_mu_factor=rank_mu_factor,
-            damping_factor=damping_factor,
-            active=active,
-            decomposition_gap=decomposition_gap,
-        )
+        p = parameters(n)
         thr = term_lib.thresholds(termination, n, p.popsize, dtype)
         tolstag = termination.tolstagnation
         if tolstag is None:
@@ -240,7 +242,7 @@ def cma_es(
             weights=jnp.asarray(p.weights, dtype),
             **{
                 k: jnp.asarray(getattr(p, k), dtype)
-                for k in ("mueff", "cc", "c1", "cmu", "cs", "damps", "chi_n", "decomposition_gap")
+                for k in ("mueff", "cc", "c1", "cmu", "cs", "damps", "chi_n")
             },
         )
         zeros = jnp.zeros((n,), dtype)
@@ -286,22 +288,29 @@ def cma_es(
         fitness = check_fitness(fitness, lam)
         x = state.layout.ravel_population(population, lam).astype(state.mean.dtype)
         fitness = fitness.astype(state.mean.dtype)
-        updated = _tell(state, x, fitness)
-        return jax.tree.map(lambda old, new: jnp.where(state.stopped, old, new), state, updated)
+        # A branch, not a select: a finished run costs nothing, and a vmapped batch skips the
+        # update entirely once all of its runs have stopped.
+        gap = parameters(state.mean.shape[0]).decomposition_gap  # static: from n and options
+        return lazy_cond(
+            ~state.stopped, lambda op: _tell(*op, gap), lambda op: op[0], (state, x, fitness)
+        )
 
     return Strategy(init=init, ask=ask, tell=tell)
 
 
-def _tell(state: CMAState, x: Array, fitness: Array) -> CMAState:
-    """One generation of the update (tutorial eqs. 41-47), numerical guards included."""
+def _tell(state: CMAState, x: Array, fitness: Array, gap: float) -> CMAState:
+    """One generation of the update (tutorial eqs. 41-47), numerical guards included.
+
+    ``gap`` is the static decomposition gap: at most one generation (n ≲ 100 with default
+    options) means every generation, with no branch at all.
+    """
     c = state.constants
     lam, n = x.shape
     dtype = state.mean.dtype
     generation = state.generation + 1
     evaluations = state.evaluations + lam
 
-    fitness_sorted, n_finite = term_lib.sorted_finite(fitness)
-    order = jnp.argsort(jnp.where(jnp.isfinite(fitness), fitness, jnp.inf), stable=True)
+    order, fitness_sorted, n_finite = term_lib.rank(fitness)
     any_finite = n_finite > 0
 
     # Best so far (pycma ``es.best``).
@@ -345,8 +354,14 @@ def _tell(state: CMAState, x: Array, fitness: Array) -> CMAState:
     sigma = jnp.clip(state.sigma * jnp.exp(log_change), finfo.tiny * 1e8, finfo.max * 1e-8)
 
     # Lazy eigendecomposition (pycma ``GaussFullSampler.update_now``), lazy under vmap too.
-    due = (generation - state.last_decomposition).astype(dtype) >= c.decomposition_gap
-    cov, B, D = lazy_cond(due, lambda op: _decompose(op[0]), lambda op: op, (cov, state.B, state.D))
+    if gap <= 1:
+        due = jnp.ones((), bool)
+        cov, B, D = _decompose(cov)
+    else:
+        due = (generation - state.last_decomposition).astype(dtype) >= gap
+        cov, B, D = lazy_cond(
+            due, lambda op: _decompose(op[0]), lambda op: op, (cov, state.B, state.D)
+        )
     last_decomposition = jnp.where(due, generation, state.last_decomposition)
 
     finite = _all_finite(mean, sigma, cov, B, D, ps, pc)

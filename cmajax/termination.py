@@ -190,11 +190,16 @@ def empty_ring(size: int, dtype) -> Ring:
     return Ring(jnp.zeros((size,), dtype), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
-def push(ring: Ring, value: Array) -> Ring:
-    """Append ``value``, overwriting the oldest entry when full."""
+def push(ring: Ring, value: Array, when: Array | bool = True) -> Ring:
+    """Append ``value`` if ``when``, overwriting the oldest entry when full.
+
+    A masked write rather than a scatter: one fused elementwise pass, also under vmap.
+    """
     size = ring.values.shape[0]
-    values = ring.values.at[ring.head].set(value.astype(ring.values.dtype))
-    return Ring(values, (ring.head + 1) % size, jnp.minimum(ring.count + 1, size))
+    slot = (jnp.arange(size) == ring.head) & when
+    values = jnp.where(slot, value.astype(ring.values.dtype), ring.values)
+    head = jnp.where(when, (ring.head + 1) % size, ring.head)
+    return Ring(values, head, jnp.where(when, jnp.minimum(ring.count + 1, size), ring.count))
 
 
 def newest(ring: Ring, k: int, skip: Array | int = 0) -> tuple[Array, Array]:
@@ -237,10 +242,13 @@ def _masked_median(values: Array, valid_count: Array) -> Array:
     return 0.5 * (ordered[(k - 1) // 2] + ordered[k // 2])
 
 
-def sorted_finite(fitness: Array) -> tuple[Array, Array]:
-    """Fitness sorted ascending with non-finite values last, and the count of finite ones."""
+def rank(fitness: Array) -> tuple[Array, Array, Array]:
+    """Ranking order (NaN and ±inf last, ties in index order), the sorted fitness with
+    non-finite values as +inf, and the count of finite values."""
     finite = jnp.isfinite(fitness)
-    return jnp.sort(jnp.where(finite, fitness, jnp.inf)), jnp.sum(finite)
+    key = jnp.where(finite, fitness, jnp.inf)
+    order = jnp.argsort(key, stable=True)
+    return order, key[order], jnp.sum(finite)
 
 
 def record_generation(
@@ -250,19 +258,13 @@ def record_generation(
 
     ``generation`` is the count after this generation (pycma ``countiter``).
     """
-    median = _masked_median(fitness_sorted, n_finite)
+    # Median of the finite values, which the sort put first (numpy's even-count convention).
+    k = jnp.maximum(n_finite, 1)
+    median = 0.5 * (fitness_sorted[(k - 1) // 2] + fitness_sorted[k // 2])
     best_history = push(term.best_history, fitness_sorted[0])
     record = generation % STAGNATION_RECORD_EVERY == 0
-    stag_best = jax.tree.map(
-        lambda a, b: jnp.where(record, a, b),
-        push(term.stagnation_best, fitness_sorted[0]),
-        term.stagnation_best,
-    )
-    stag_median = jax.tree.map(
-        lambda a, b: jnp.where(record, a, b),
-        push(term.stagnation_median, median),
-        term.stagnation_median,
-    )
+    stag_best = push(term.stagnation_best, fitness_sorted[0], record)
+    stag_median = push(term.stagnation_median, median, record)
     popsize = fitness_sorted.shape[0]
     # pycma: flat when the best f is not below the f at rank ⌊0.75 λ⌋ (``tolflatfitness``).
     flat = ~(fitness_sorted[0] < fitness_sorted[int(0.75 * popsize)])
