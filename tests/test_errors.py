@@ -113,3 +113,8 @@ def test_bad_termination_option():
 def test_bad_learning_rate_factor(name):
     with pytest.raises(ValueError, match=name):
         cmajax.cma_es(1.0, **{name: -0.5})
+
+
+def test_unknown_factorization():
+    with pytest.raises(ValueError, match='factorization must be "eigh" or "cholesky"'):
+        cmajax.cma_es(1.0, factorization="svd")

@@ -150,3 +150,14 @@ def test_vmapped_runs_report_their_own_reasons():
     second = jax.tree.map(lambda a: a[1], states.stop)
     assert cmajax.stop_reasons(first) == ["ftarget"]
     assert cmajax.stop_reasons(second) == ["maxiter"]
+
+
+def test_cholesky_mode_still_reports_eigen_criteria(run_jit):
+    """With factorization="cholesky" the eigendecomposition runs for the diagnostics only."""
+    es = cmajax.cma_es(
+        1.0, factorization="cholesky", termination=T(**(OFF | {"tolconditioncov": 1e3}))
+    )
+    state = run_jit(es, functions.ellipsoid, es.init(jnp.ones(4)), jax.random.key(0), 400)
+    assert cmajax.stop_reasons(state.stop) == ["tolconditioncov"]
+    eigvals = np.linalg.eigvalsh(np.asarray(state.C, np.float64))
+    assert eigvals[-1] / eigvals[0] > 1e3 * 0.5

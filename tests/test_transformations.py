@@ -4,6 +4,7 @@ import jax
 import jax.extend
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import cmajax
 from cmajax import functions
@@ -27,20 +28,25 @@ def test_jit_equals_no_jit():
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
 
 
-def test_vmap_of_runs_equals_single_runs(run_jit, dtype):
+@pytest.mark.parametrize("factorization", ["eigh", "cholesky"])
+def test_vmap_of_runs_equals_single_runs(run_jit, dtype, factorization):
     """Equal to rounding: batched and single matmuls may sum in different orders, and CMA-ES
     amplifies rounding once two candidates swap ranks, so the runs are kept short."""
     generations = 25
+    es = cmajax.cma_es(0.5, factorization=factorization)
     keys = jax.random.split(jax.random.key(1), 4)
     x0s = jnp.asarray(np.random.default_rng(0).uniform(-2, 2, (4, 5)), dtype)
     batched = jax.jit(
-        jax.vmap(lambda x0, k: cmajax.run(ES, functions.ellipsoid, ES.init(x0), k, generations))
+        jax.vmap(lambda x0, k: cmajax.run(es, functions.ellipsoid, es.init(x0), k, generations))
     )(x0s, keys)
-    rtol, atol = (1e-3, 1e-5) if dtype == jnp.float32 else (1e-10, 1e-12)
+    # Relative to each array's largest entry: small entries of eigenvector-based matrices carry
+    # the absolute rounding of the large ones.
+    rtol = 1e-3 if dtype == jnp.float32 else 1e-10
     for i in range(4):
-        single = run_jit(ES, functions.ellipsoid, ES.init(x0s[i]), keys[i], generations)
+        single = run_jit(es, functions.ellipsoid, es.init(x0s[i]), keys[i], generations)
         for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(batched), strict=True):
-            np.testing.assert_allclose(a, b[i], rtol=rtol, atol=atol)
+            scale = float(np.max(np.abs(a))) if np.size(a) else 1.0
+            np.testing.assert_allclose(a, b[i], rtol=rtol, atol=rtol * 0.1 * scale)
 
 
 def _primitives(jaxpr, out=None):
