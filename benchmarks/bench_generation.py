@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -36,7 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _bench_utils as bu  # noqa: E402
 
-PEERS = ("pycma", "cmaes", "evosax", "cmajax")
+PEERS = ("pycma", "cmaes", "evosax", "cmajax", "cmajax_chol")
+"""``cmajax`` is the default (``factorization="eigh"``, pycma's algorithm); ``cmajax_chol`` is
+``factorization="cholesky"``."""
+JAX_PEERS = ("evosax", "cmajax", "cmajax_chol")
 SIGMA0 = 1.0
 
 
@@ -65,9 +69,9 @@ class BatchCase:
 def full_config() -> tuple[list[SingleCase], list[BatchCase]]:
     """Sizes for the full run (about 10 minutes on 2 CPU cores)."""
     single = [
-        SingleCase(10, {"pycma": 500, "cmaes": 500, "evosax": 500, "cmajax": 500}, 7),
-        SingleCase(100, {"pycma": 200, "cmaes": 200, "evosax": 200, "cmajax": 200}, 5),
-        SingleCase(1000, {"pycma": 60, "cmaes": 10, "evosax": 60, "cmajax": 60}, 5),
+        SingleCase(10, {**dict.fromkeys(PEERS, 500)}, 7),
+        SingleCase(100, {**dict.fromkeys(PEERS, 200)}, 5),
+        SingleCase(1000, {**dict.fromkeys(PEERS, 60), "cmaes": 10}, 5),
     ]
     batched = [BatchCase(10, 1024, 200, 5), BatchCase(50, 256, 100, 5)]
     return single, batched
@@ -182,12 +186,12 @@ def evosax_setup(n: int, runs: int | None) -> JaxPeer:
     return JaxPeer(step, keys, states, es.population_size)
 
 
-def cmajax_setup(n: int, runs: int | None) -> JaxPeer:
+def cmajax_setup(n: int, runs: int | None, factorization: str = "eigh") -> JaxPeer:
     """cmajax ``cma_es`` on the sphere; ``runs`` batches key and state (None: one run)."""
     import jax
     import jax.numpy as jnp
 
-    es = bu.cmajax_strategy(SIGMA0)
+    es = bu.cmajax_strategy(SIGMA0, factorization=factorization)
 
     def step(state, key):
         population = es.ask(key, state)
@@ -202,14 +206,18 @@ def cmajax_setup(n: int, runs: int | None) -> JaxPeer:
     return JaxPeer(step, keys, jax.vmap(es.init)(jnp.ones((runs, n))), popsize)
 
 
-SETUPS = {"evosax": evosax_setup, "cmajax": cmajax_setup}
+SETUPS = {
+    "evosax": evosax_setup,
+    "cmajax": cmajax_setup,
+    "cmajax_chol": functools.partial(cmajax_setup, factorization="cholesky"),
+}
 
 
 def final_summary(peer: str, state: Any) -> dict[str, Any]:
     """Sanity figures of a final JAX state: best fitness and, for cmajax, stop flags."""
     best = state.best_fitness
     summary = {"final_best_f": float(np.max(np.asarray(best)))}
-    if peer == "cmajax":
+    if peer.startswith("cmajax"):
         summary["stopped_any"] = bool(np.any(np.asarray(state.stopped)))
         summary["generation"] = int(np.max(np.asarray(state.generation)))
     else:
@@ -291,8 +299,8 @@ def measure_batched(case: BatchCase, peers: list[str]) -> dict[str, dict[str, An
 def run_all(quick: bool, with_cmajax: bool) -> dict[str, Any]:
     """Run every measurement; return the JSON-ready result document."""
     single_cases, batch_cases = quick_config() if quick else full_config()
-    peers = [p for p in PEERS if with_cmajax or p != "cmajax"]
-    jax_peers = [p for p in ("evosax", "cmajax") if p in peers]
+    peers = [p for p in PEERS if with_cmajax or not p.startswith("cmajax")]
+    jax_peers = [p for p in JAX_PEERS if p in peers]
     single = [
         {"n": c.n, "popsize": bu.default_popsize(c.n), "peers": measure_single(c, peers)}
         for c in single_cases
@@ -308,6 +316,7 @@ def run_all(quick: bool, with_cmajax: bool) -> dict[str, Any]:
     for row in batched:
         rates = {p: e["run_generations_per_s"] for p, e in row["peers"].items()}
         row["cmajax_over_evosax"] = bu.ratio(rates.get("cmajax"), rates.get("evosax"))
+        row["cmajax_chol_over_evosax"] = bu.ratio(rates.get("cmajax_chol"), rates.get("evosax"))
     return {"quick": quick, "sigma0": SIGMA0, "x0": "ones", "single": single, "batched": batched}
 
 
@@ -352,8 +361,9 @@ def batched_table(batched: list[dict[str, Any]]) -> list[str]:
     """Markdown table of batched run-generations per second and the cmajax/evosax ratio."""
     lines = [
         "| n | runs | λ | generations | evosax run-gen/s | cmajax run-gen/s "
-        "| evosax ms/batched gen | cmajax ms/batched gen | cmajax/evosax |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| cmajax_chol run-gen/s | evosax ms/batched gen | cmajax ms/batched gen "
+        "| cmajax_chol ms/batched gen | cmajax/evosax | cmajax_chol/evosax |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in batched:
         peers = row["peers"]
@@ -364,9 +374,12 @@ def batched_table(batched: list[dict[str, Any]]) -> list[str]:
             str(row["generations"]),
             bu.fmt(peers.get("evosax", {}).get("run_generations_per_s")),
             bu.fmt(peers.get("cmajax", {}).get("run_generations_per_s")),
+            bu.fmt(peers.get("cmajax_chol", {}).get("run_generations_per_s")),
             bu.fmt(peers.get("evosax", {}).get("ms_per_batched_generation")),
             bu.fmt(peers.get("cmajax", {}).get("ms_per_batched_generation")),
+            bu.fmt(peers.get("cmajax_chol", {}).get("ms_per_batched_generation")),
             bu.fmt(row["cmajax_over_evosax"], 2),
+            bu.fmt(row.get("cmajax_chol_over_evosax"), 2),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -427,6 +440,7 @@ PEER_COLORS = {
     "cmaes": "tab:orange",
     "evosax": "tab:green",
     "cmajax": "tab:red",
+    "cmajax_chol": "tab:purple",
 }
 
 
@@ -447,8 +461,8 @@ def plot_single(ax, single: list[dict[str, Any]]) -> None:
 
 def plot_batched(ax, batched: list[dict[str, Any]]) -> None:
     """Grouped bars of run-generations per second, evosax next to cmajax."""
-    width = 0.38
-    for offset, peer in ((-width / 2, "evosax"), (width / 2, "cmajax")):
+    width = 0.27
+    for offset, peer in ((-width, "evosax"), (0.0, "cmajax"), (width, "cmajax_chol")):
         bars = [
             (i + offset, r["peers"][peer]["run_generations_per_s"])
             for i, r in enumerate(batched)
