@@ -2,6 +2,7 @@
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,10 +25,6 @@ NEVER_STOP = cmajax.TerminationOptions(
 )
 
 
-def _all_finite(state):
-    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(state))
-
-
 def _assert_spd(cov):
     cov = np.asarray(cov, np.float64)
     np.testing.assert_allclose(cov, cov.T, rtol=1e-6, atol=0)
@@ -41,7 +38,7 @@ def test_ten_thousand_float32_generations_stay_finite(run_jit):
         es = cmajax.cma_es(1.0, termination=options)
         state = run_jit(es, functions.sphere, es.init(jnp.ones(10)), jax.random.key(0), 10_000)
         assert state.mean.dtype == jnp.float32
-        assert _all_finite(state)
+        chex.assert_tree_all_finite(state)
         _assert_spd(state.C)
         assert float(state.best_fitness) < 1e-10
     assert int(state.generation) == 10_000
@@ -58,7 +55,7 @@ def test_nan_and_inf_fitness_rank_last():
     as_large = es.tell(state, pop, fitness.at[worst[0]].set(1e30).at[worst[1]].set(1e31))
     for name in ("mean", "sigma", "C", "ps", "pc"):
         np.testing.assert_allclose(getattr(as_nan, name), getattr(as_large, name), rtol=1e-6)
-    assert _all_finite(as_nan)
+    chex.assert_tree_all_finite(as_nan)
     assert float(as_nan.best_fitness) == float(fitness.min())
 
 
@@ -79,7 +76,7 @@ def test_ill_conditioned_covariance_stays_spd_in_float32(run_jit):
     es = cmajax.cma_es(1.0, termination=NEVER_STOP)
     fun = lambda x: functions.ellipsoid(x, 1e8)  # noqa: E731
     state = run_jit(es, fun, es.init(jnp.ones(6)), jax.random.key(3), 3000)
-    assert _all_finite(state)
+    chex.assert_tree_all_finite(state)
     _assert_spd(state.C)
     assert float(state.D[0]) > 0
 

@@ -1,5 +1,6 @@
 """jit, vmap and scan give the same numbers; pytrees round-trip; decomposition stays lazy."""
 
+import chex
 import jax
 import jax.extend
 import jax.numpy as jnp
@@ -24,8 +25,7 @@ def test_jit_equals_no_jit():
     key = jax.random.key(0)
     eager = _manual(ES, state, key, 3)
     jitted = _manual(cmajax.Strategy(ES.init, jax.jit(ES.ask), jax.jit(ES.tell)), state, key, 3)
-    for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+    chex.assert_trees_all_close(eager, jitted, rtol=2e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("factorization", ["eigh", "cholesky"])
@@ -88,8 +88,10 @@ def test_multi_leaf_pytree_round_trip(run_jit):
     state = es.init(params)
     assert state.mean.shape == (25,)
     pop = es.ask(jax.random.key(0), state)
-    assert jax.tree.structure(pop) == jax.tree.structure(params)
-    assert pop["hidden"]["w"].shape == (state.constants.weights.shape[0], 2, 6)
+    lam = state.constants.weights.shape[0]
+    chex.assert_trees_all_equal_structs(pop, params)
+    chex.assert_tree_shape_prefix(pop, (lam,))
+    chex.assert_shape(pop["hidden"]["w"], (lam, 2, 6))
     final = run_jit(es, loss, state, jax.random.key(1), 300)
     best = final.best
     assert jax.tree.structure(best) == jax.tree.structure(params)
