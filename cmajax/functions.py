@@ -1,4 +1,5 @@
-"""Classic test functions in JAX, minimised at 0.
+"""Test functions in JAX: the classic unshifted ones (minimised at 0) and, through ``bbob``,
+the 24 noiseless BBOB functions of COCO (see ``cmajax.bbob``).
 
 Each maps an array of shape (..., n) to (...), so it takes one solution or a whole population.
 They follow the definitions used by pycma's ``cma.ff`` (Hansen's test suite), which the parity
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from cmajax.bbob import bbob
+
+__all__ = ["bbob", "cigar", "discus", "ellipsoid", "rastrigin", "rosenbrock", "sphere"]
 
 Array = jax.Array
 
