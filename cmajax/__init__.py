@@ -15,19 +15,24 @@ from cmajax import functions
 from cmajax.base import Layout, Strategy
 from cmajax.cma_es import CMAState, cma_es
 from cmajax.parameters import CMAParameters, cma_parameters
+from cmajax.restarts import IPOPResult, SlotsResult, batched_restarts, ipop
 from cmajax.run import run
 from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
 
 __all__ = [
     "CMAParameters",
     "CMAState",
+    "IPOPResult",
     "Layout",
+    "SlotsResult",
     "StopFlags",
     "Strategy",
     "TerminationOptions",
+    "batched_restarts",
     "cma_es",
     "cma_parameters",
     "functions",
+    "ipop",
     "run",
     "stop_reasons",
 ]

@@ -1,0 +1,99 @@
+"""Restarts as compiled programs: in-place restarts of batched slots, and IPOP schedules."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import cmajax
+from cmajax import functions
+from cmajax.restarts import batched_restarts, ipop
+
+
+def test_ipop_solves_rastrigin():
+    """IPOP on 10-D Rastrigin, x0 ~ U[-5,5]^10, σ0 = 5, 1e5 evaluations per schedule: at least
+    13 of 15 schedules reach f <= 1e-8 (pycma's IPOP, measured: 14 of 15). Asserted as that
+    rate over 45 schedules (>= 39), which is steadier than 15."""
+    with jax.enable_x64(True):
+        result = ipop(
+            functions.rastrigin,
+            lambda k: jax.random.uniform(k, (10,), jnp.float64, -5, 5),
+            jax.random.key(1),
+            sigma0=5.0,
+            experiments=45,
+            max_evals=1e5,
+            ftarget=1e-8,
+        )
+    solved = result.best_fitness <= 1e-8
+    assert solved.sum() >= 39, solved.sum()
+    assert np.all(result.evaluations <= 1e5 + result.popsizes[-1])
+    assert result.popsizes == [10 * 2**k for k in range(len(result.popsizes))]
+
+
+def test_ipop_mechanics_and_one_compilation_per_popsize():
+    traces = []
+
+    def sphere(x):
+        traces.append(1)  # runs once per trace, never per generation
+        return jnp.sum(x**2)
+
+    result = ipop(
+        sphere,
+        lambda k: jax.random.uniform(k, (4,), minval=-1, maxval=1),
+        jax.random.key(0),
+        sigma0=1.0,
+        experiments=3,
+        max_evals=3000,
+        max_restarts=3,
+        termination=cmajax.TerminationOptions(maxiter=20),
+    )
+    # maxiter=20 stops every run early, so the schedule restarts until its restart limit.
+    assert result.popsizes == [8, 16, 32, 64]
+    assert result.compilations == 4
+    assert len(traces) == 4
+    assert np.all(result.runs == 4)
+    expected = sum(20 * lam for lam in result.popsizes)
+    np.testing.assert_array_equal(result.evaluations, expected)
+    assert all(reasons == ["maxiter"] for stage in result.stop_reasons for reasons in stage)
+
+
+def test_ipop_masks_finished_schedules():
+    """A schedule that reached its target sits out later stages; its evaluations stop."""
+    result = ipop(
+        functions.sphere,
+        lambda k: jax.random.uniform(k, (3,), minval=-1, maxval=1),
+        jax.random.key(0),
+        sigma0=1.0,
+        experiments=2,
+        max_evals=1e4,
+        ftarget=1e-6,
+        max_restarts=2,
+    )
+    assert np.all(result.best_fitness <= 1e-6)
+    assert np.all(result.runs == 1)
+    assert result.popsizes == [7]
+    assert np.all(result.evaluations < 1000)
+
+
+def test_batched_restarts_restart_in_place():
+    es = cmajax.cma_es(0.5, termination=cmajax.TerminationOptions(ftarget=1e-4))
+    slots, generations = 6, 120
+    run = jax.jit(
+        lambda key: batched_restarts(
+            es,
+            functions.sphere,
+            lambda k: jax.random.uniform(k, (5,), minval=-2, maxval=2),
+            key,
+            slots=slots,
+            generations=generations,
+        )
+    )
+    result = run(jax.random.key(0))
+    lam = 8
+    np.testing.assert_array_equal(result.slots.evaluations, generations * lam)
+    assert np.all(np.asarray(result.slots.restarts) >= 2)
+    assert np.all(np.asarray(result.slots.best_fitness) <= 1e-4)
+    assert float(result.best_fitness) == float(np.min(result.slots.best_fitness))
+    # The current runs began after a restart: fewer generations than the scan ran.
+    assert np.all(np.asarray(result.slots.run.generation) < generations)
+    # Restarted slots draw fresh start points: their current runs differ.
+    assert len({float(m) for m in np.asarray(result.slots.run.mean[:, 0])}) == slots
