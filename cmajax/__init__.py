@@ -15,7 +15,7 @@ from cmajax import functions
 from cmajax.base import Layout, Strategy
 from cmajax.cma_es import CMAState, cma_es
 from cmajax.parameters import CMAParameters, cma_parameters
-from cmajax.restarts import IPOPResult, SlotsResult, batched_restarts, ipop
+from cmajax.restarts import IPOPResult, RestartResult, SlotsResult, batched_restarts, bipop, ipop
 from cmajax.run import run
 from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
 
@@ -24,11 +24,13 @@ __all__ = [
     "CMAState",
     "IPOPResult",
     "Layout",
+    "RestartResult",
     "SlotsResult",
     "StopFlags",
     "Strategy",
     "TerminationOptions",
     "batched_restarts",
+    "bipop",
     "cma_es",
     "cma_parameters",
     "functions",

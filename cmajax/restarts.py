@@ -3,12 +3,12 @@
 - ``batched_restarts``: R slots of one strategy, vmapped in one ``lax.scan``; a slot whose run
   stops is re-initialised in place (same λ) from a fresh x0 drawn by a user function, so every
   slot stays busy. Per-slot and global best, restarts and evaluations are tracked on device.
-- ``ipop``: IPOP-CMA-ES (Auger & Hansen, CEC 2005): after each stop the population size
-  doubles. E independent schedules run side by side: each stage (one λ) is one compiled,
-  vmapped ``lax.while_loop`` that runs until every schedule's run has stopped, so there is one
-  compilation per distinct λ and no host round trip per generation. Schedules that are done
-  (target reached or budget spent) sit out the later stages masked: their evaluations are not
-  counted.
+- ``ipop`` and ``bipop``: IPOP-CMA-ES (Auger & Hansen, CEC 2005) and BIPOP-CMA-ES (Hansen
+  2009) with pycma's schedules. E independent schedules run side by side: each stage (one λ)
+  is one compiled, vmapped ``lax.while_loop`` that runs until every run in it has stopped, so
+  there is one compilation per distinct λ and no host round trip per generation; the host only
+  decides the next round's λ and σ0. Schedules not in a stage (another λ, or done) sit it out
+  masked: their evaluations are not counted.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from cmajax.base import PyTree, Strategy
 from cmajax.cma_es import cma_es
-from cmajax.termination import TerminationOptions
+from cmajax.termination import TerminationOptions, default_maxiter
 
 Array = jax.Array
 
@@ -126,11 +126,11 @@ def batched_restarts(
     )
 
 
-# ----------------------------------------------------------------------------- IPOP
+# ----------------------------------------------------------------------------- IPOP and BIPOP
 
 
-class IPOPResult(NamedTuple):
-    """Outcome of ``ipop`` for E independent schedules (arrays have leading axis E)."""
+class RestartResult(NamedTuple):
+    """Outcome of ``ipop``/``bipop`` for E independent schedules (arrays: leading axis E)."""
 
     best_x: np.ndarray
     best_fitness: np.ndarray
@@ -138,30 +138,41 @@ class IPOPResult(NamedTuple):
     """Evaluations each schedule spent (masked stages excluded)."""
     runs: np.ndarray
     """Runs each schedule made."""
-    popsizes: list[int]
-    """λ of each stage, in order."""
+    popsizes: list[list[int]]
+    """Per round, the λ of each schedule's run (0 where the schedule was already done)."""
+    regimes: list[list[str]]
+    """Per round and schedule: "large", "small" or "" (done); IPOP runs are all "large"."""
     compilations: int
-    """Stages compiled (one per distinct λ)."""
+    """Compiled stage programs: one per distinct λ."""
     stop_reasons: list[list[list[str]]]
-    """Per stage, per schedule: why its run stopped ([] for a masked schedule)."""
+    """Per round, per schedule: why its run stopped ([] when masked)."""
 
 
-def _stage_program(strategy: Strategy, fun: Callable, max_generations: int):
-    """One compiled stage: vmapped runs until every run has stopped."""
+IPOPResult = RestartResult
 
-    def stage(x0s, sigma0s, keys, budgets, active, ftarget):
-        def start(x0, s0, budget, on):
+
+def _stage_program(strategy: Strategy, fun: Callable):
+    """One compiled stage: vmapped runs of one λ until every run has stopped.
+
+    Schedules outside this stage start with a stop flag set, so ``tell`` skips them and their
+    evaluations stay 0 (masked candidates are never counted).
+    """
+
+    def stage(x0s, sigma0s, keys, budgets, maxiters, active, ftarget):
+        def start(x0, s0, budget, maxiter, on):
             state = strategy.init(x0, s0)
+            dtype = state.thresholds.maxfevals.dtype
             thr = state.thresholds._replace(
-                maxfevals=jnp.asarray(budget, state.thresholds.maxfevals.dtype),
-                ftarget=jnp.asarray(ftarget, state.thresholds.ftarget.dtype),
+                maxfevals=jnp.asarray(budget, dtype),
+                maxiter=jnp.minimum(state.thresholds.maxiter, jnp.asarray(maxiter, dtype)),
+                ftarget=jnp.asarray(ftarget, dtype),
             )
-            flags = state.termination.flags._replace(maxfevals=~on)  # masked: already done
+            flags = state.termination.flags._replace(maxfevals=~on)
             return state.replace(
                 thresholds=thr, termination=state.termination._replace(flags=flags)
             )
 
-        states = jax.vmap(start)(x0s, sigma0s, budgets, active)
+        states = jax.vmap(start)(x0s, sigma0s, budgets, maxiters, active)
 
         def one(state, key):
             key, sub = jax.random.split(key)
@@ -169,18 +180,158 @@ def _stage_program(strategy: Strategy, fun: Callable, max_generations: int):
             return strategy.tell(state, population, jax.vmap(fun)(population)), key
 
         def cond(carry):
-            states, _, g = carry
-            return jnp.any(~states.stopped) & (g < max_generations)
+            return jnp.any(~carry[0].stopped)
 
         def body(carry):
-            states, keys, g = carry
-            states, keys = jax.vmap(one)(states, keys)
-            return states, keys, g + 1
+            return jax.vmap(one)(*carry)
 
-        states, _, _ = jax.lax.while_loop(cond, body, (states, keys, 0))
+        states, _ = jax.lax.while_loop(cond, body, (states, keys))
         return states
 
     return jax.jit(stage)
+
+
+def _restart_schedules(
+    fun,
+    x0_fn,
+    key,
+    *,
+    sigma0,
+    experiments,
+    max_evals,
+    max_restarts,
+    ftarget,
+    popsize0,
+    incpopsize,
+    termination,
+    strategy_factory,
+    bipop: bool,
+) -> RestartResult:
+    """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
+    if experiments < 1:
+        raise ValueError(f"experiments must be >= 1, got {experiments}.")
+    if not max_evals > 0:
+        raise ValueError(f"max_evals must be > 0, got {max_evals}.")
+    if incpopsize < 1:
+        raise ValueError(f"incpopsize must be >= 1, got {incpopsize}.")
+    if max_restarts < 0:
+        raise ValueError(f"max_restarts must be >= 0, got {max_restarts}.")
+    if strategy_factory is None:
+
+        def strategy_factory(popsize):
+            return cma_es(sigma0, popsize=popsize, termination=termination)
+
+    programs: dict[int, Any] = {}
+
+    def program_for(lam: int):
+        if lam not in programs:
+            programs[lam] = _stage_program(strategy_factory(lam), fun)
+        return programs[lam]
+
+    probe = x0_fn(jax.random.key(0))
+    n = sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree_util.tree_leaves(probe))
+    lam0 = popsize0 or 4 + int(3 * math.log(n))
+    maxiter0 = default_maxiter(n, lam0)
+    e_all = np.arange(experiments)
+    spent = np.zeros(experiments, np.int64)
+    runs = np.zeros(experiments, np.int64)
+    small_runs = np.zeros(experiments, np.int64)
+    small_evals = np.zeros(experiments, np.int64)
+    large_evals = np.zeros(experiments, np.int64)
+    done = np.zeros(experiments, bool)
+    best_f = np.full(experiments, np.inf)
+    best_x = None
+    history_lam, history_regime, history_reasons = [], [], []
+    keys = jax.random.split(key, experiments)
+    irun = 0
+    while not done.all():
+        keys = jax.vmap(lambda k: jax.random.split(k, 4))(keys)
+        draws = np.asarray(jax.vmap(lambda k: jax.random.uniform(k, (2,)))(keys[:, 3]))
+        lam = np.zeros(experiments, np.int64)
+        sigma_factor = np.ones(experiments)
+        maxiter = np.full(experiments, np.inf)
+        regime = np.array([""] * experiments, dtype=object)
+        for e in e_all[~done]:
+            small = bipop and (irun == 0 or small_evals[e] < max(1, large_evals[e]))
+            if irun == 0:
+                lam[e] = lam0
+            elif small:
+                # pycma: local search with σ0·0.01^U and λ0·m^(U²), m from the large runs.
+                small_runs[e] += 1
+                multiplier = incpopsize ** (irun - small_runs[e])
+                sigma_factor[e] = 0.01 ** draws[e, 0]
+                lam[e] = int(lam0 * multiplier ** (draws[e, 1] ** 2))
+                maxiter[e] = min(maxiter0, 0.5 * large_evals[e] / lam[e])
+            else:
+                lam[e] = lam0 * incpopsize ** (irun - small_runs[e])
+                maxiter[e] = maxiter0 if bipop else np.inf
+            regime[e] = "small" if small else "large"
+        x0s = jax.vmap(x0_fn)(keys[:, 1])
+        round_reasons: list[list[str]] = [[] for _ in range(experiments)]
+        for value in sorted(set(lam[~done].tolist())):
+            members = (~done) & (lam == value)
+            states = program_for(int(value))(
+                x0s,
+                jnp.asarray(sigma0 * sigma_factor),
+                keys[:, 2],
+                jnp.asarray(np.maximum(max_evals - spent, 0).astype(np.float64)),
+                jnp.asarray(maxiter),
+                jnp.asarray(members),
+                ftarget,
+            )
+            evals = np.asarray(states.evaluations).astype(np.int64) * members
+            spent += evals
+            small_evals += evals * (regime == "small")
+            large_evals += evals * (regime == "large")
+            runs += members
+            f = np.asarray(states.best_fitness, np.float64)
+            xs = np.asarray(states.best_x)
+            improved = members & (f < best_f)
+            best_x = xs.copy() if best_x is None else np.where(improved[:, None], xs, best_x)
+            best_f = np.where(improved, f, best_f)
+            flags = jax.tree.map(np.asarray, states.stop)
+            for e in e_all[members]:
+                round_reasons[e] = [
+                    k for k, v in zip(flags._fields, flags, strict=True) if bool(v[e])
+                ]
+        history_lam.append(lam.tolist())
+        history_regime.append(regime.tolist())
+        history_reasons.append(round_reasons)
+        irun += 1
+        done |= (best_f <= ftarget) | (spent >= max_evals) | (irun - small_runs > max_restarts)
+        keys = keys[:, 0]
+    return RestartResult(
+        best_x=best_x,
+        best_fitness=best_f,
+        evaluations=spent,
+        runs=runs,
+        popsizes=history_lam,
+        regimes=history_regime,
+        compilations=len(programs),
+        stop_reasons=history_reasons,
+    )
+
+
+_SCHEDULE_ARGS = """
+    Args:
+      fun: objective of one solution (vmapped over each population).
+      x0_fn: ``x0_fn(key) -> x0`` draws the start point of every run.
+      key: PRNG key.
+      sigma0: initial step size of the large-population runs.
+      experiments: E independent schedules, run side by side as one vmapped program per λ.
+      max_evals: evaluation budget of each schedule; each run gets the remaining budget as its
+        ``maxfevals``.
+      max_restarts: restarts with a large (doubled) population before a schedule ends.
+      ftarget: a schedule ends once its best f ≤ ftarget.
+      popsize0: λ of the first run (default 4 + ⌊3 ln n⌋).
+      incpopsize: factor of the population growth.
+      termination: stopping criteria of each run (``TerminationOptions``).
+      strategy_factory: ``strategy_factory(popsize) -> Strategy`` replaces the default
+        ``cma_es(sigma0, popsize=popsize, termination=termination)``.
+
+    Returns a ``RestartResult``; ``compilations`` counts the compiled stage programs (one per
+    distinct λ). No host round trip happens within a run: each stage is one ``while_loop``.
+"""
 
 
 def ipop(
@@ -197,80 +348,67 @@ def ipop(
     incpopsize: int = 2,
     termination: TerminationOptions | None = None,
     strategy_factory: Callable[[int], Strategy] | None = None,
-) -> IPOPResult:
-    """IPOP-CMA-ES: restart with a population ``incpopsize`` times larger after each stop.
+) -> RestartResult:
+    """IPOP-CMA-ES (Auger & Hansen, CEC 2005): λ grows by ``incpopsize`` at each restart.
 
-    Follows pycma's ``fmin(..., restarts=max_restarts, incpopsize=2)``: the first run uses the
-    default λ, each restart multiplies it by ``incpopsize`` and starts from a fresh
-    ``x0_fn(key)`` with ``sigma0``; a schedule ends when f ≤ ``ftarget``, its evaluations reach
-    ``max_evals`` (each run gets the remaining budget as its ``maxfevals``) or after
-    ``max_restarts`` restarts. ``experiments`` independent schedules run as one vmapped program.
-
-    ``strategy_factory(popsize) -> Strategy`` replaces the default
-    ``cma_es(sigma0, popsize=popsize, termination=termination)``.
+    As pycma's ``fmin(..., restarts=max_restarts, incpopsize=2)``.
     """
-    if experiments < 1:
-        raise ValueError(f"experiments must be >= 1, got {experiments}.")
-    if not max_evals > 0:
-        raise ValueError(f"max_evals must be > 0, got {max_evals}.")
-    if incpopsize < 1:
-        raise ValueError(f"incpopsize must be >= 1, got {incpopsize}.")
-    if strategy_factory is None:
-
-        def strategy_factory(popsize):
-            return cma_es(sigma0, popsize=popsize, termination=termination)
-
-    probe = x0_fn(jax.random.key(0))
-    n = sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree_util.tree_leaves(probe))
-    lam = popsize0 or 4 + int(3 * math.log(n))
-    spent = np.zeros(experiments, np.int64)
-    runs = np.zeros(experiments, np.int64)
-    done = np.zeros(experiments, bool)
-    best_f = np.full(experiments, np.inf)
-    best_x = None
-    popsizes, reasons = [], []
-    keys = jax.random.split(key, experiments)
-    for stage_index in range(max_restarts + 1):
-        if done.all():
-            break
-        strategy = strategy_factory(lam)
-        program = _stage_program(strategy, fun, max_generations=10**7)
-        keys = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
-        x0s = jax.vmap(x0_fn)(keys[:, 1])
-        remaining = np.maximum(max_evals - spent, 0).astype(np.float64)
-        states = program(
-            x0s,
-            jnp.full((experiments,), sigma0),
-            keys[:, 2],
-            jnp.asarray(remaining),
-            jnp.asarray(~done),
-            ftarget,
-        )
-        keys = keys[:, 0]
-        evals = np.asarray(states.evaluations) * (~done)
-        spent += evals
-        runs += ~done
-        f = np.asarray(states.best_fitness)
-        xs = np.asarray(states.best_x)
-        improved = (~done) & (f < best_f)
-        best_x = xs.copy() if best_x is None else np.where(improved[:, None], xs, best_x)
-        best_f = np.where(improved, f, best_f)
-        flags = jax.tree.map(np.asarray, states.stop)
-        stage_reasons = []
-        for e in range(experiments):
-            names = [k for k, v in zip(flags._fields, flags, strict=True) if bool(v[e])]
-            stage_reasons.append(names if not done[e] else [])
-        reasons.append(stage_reasons)
-        popsizes.append(lam)
-        done |= (best_f <= ftarget) | (spent >= max_evals)
-        lam = int(lam * incpopsize)
-        del stage_index
-    return IPOPResult(
-        best_x=best_x,
-        best_fitness=best_f,
-        evaluations=spent,
-        runs=runs,
-        popsizes=popsizes,
-        compilations=len(set(popsizes)),
-        stop_reasons=reasons,
+    return _restart_schedules(
+        fun,
+        x0_fn,
+        key,
+        sigma0=sigma0,
+        experiments=experiments,
+        max_evals=max_evals,
+        max_restarts=max_restarts,
+        ftarget=ftarget,
+        popsize0=popsize0,
+        incpopsize=incpopsize,
+        termination=termination,
+        strategy_factory=strategy_factory,
+        bipop=False,
     )
+
+
+def bipop(
+    fun: Callable[[PyTree], Array],
+    x0_fn: Callable[[Array], PyTree],
+    key: Array,
+    *,
+    sigma0: float,
+    experiments: int = 1,
+    max_evals: float = 1e5,
+    max_restarts: int = 9,
+    ftarget: float = -math.inf,
+    popsize0: int | None = None,
+    incpopsize: int = 2,
+    termination: TerminationOptions | None = None,
+    strategy_factory: Callable[[int], Strategy] | None = None,
+) -> RestartResult:
+    """BIPOP-CMA-ES (Hansen, GECCO BBOB workshop 2009) with pycma's regime schedule.
+
+    As pycma's ``fmin(..., restarts=max_restarts, bipop=True)``: the first run uses the default
+    λ0; afterwards a schedule runs a small-population run (σ0·0.01^U, λ = ⌊λ0 m^(U²)⌋ with
+    m = incpopsize^(large restarts so far), U uniform, at most half the large regime's
+    evaluations as its ``maxiter``) whenever its small-regime evaluations are below its
+    large-regime ones, and otherwise a large run with λ0 m. The first run counts as small.
+    """
+    return _restart_schedules(
+        fun,
+        x0_fn,
+        key,
+        sigma0=sigma0,
+        experiments=experiments,
+        max_evals=max_evals,
+        max_restarts=max_restarts,
+        ftarget=ftarget,
+        popsize0=popsize0,
+        incpopsize=incpopsize,
+        termination=termination,
+        strategy_factory=strategy_factory,
+        bipop=True,
+    )
+
+
+ipop.__doc__ += _SCHEDULE_ARGS
+bipop.__doc__ += _SCHEDULE_ARGS

@@ -6,7 +6,7 @@ import numpy as np
 
 import cmajax
 from cmajax import functions
-from cmajax.restarts import batched_restarts, ipop
+from cmajax.restarts import batched_restarts, bipop, ipop
 
 
 def test_ipop_solves_rastrigin():
@@ -25,8 +25,9 @@ def test_ipop_solves_rastrigin():
         )
     solved = result.best_fitness <= 1e-8
     assert solved.sum() >= 39, solved.sum()
-    assert np.all(result.evaluations <= 1e5 + result.popsizes[-1])
-    assert result.popsizes == [10 * 2**k for k in range(len(result.popsizes))]
+    assert np.all(result.evaluations <= 1e5 + max(max(r) for r in result.popsizes))
+    for k, row in enumerate(result.popsizes):
+        assert {lam for lam in row if lam} == {10 * 2**k}
 
 
 def test_ipop_mechanics_and_one_compilation_per_popsize():
@@ -47,11 +48,11 @@ def test_ipop_mechanics_and_one_compilation_per_popsize():
         termination=cmajax.TerminationOptions(maxiter=20),
     )
     # maxiter=20 stops every run early, so the schedule restarts until its restart limit.
-    assert result.popsizes == [8, 16, 32, 64]
+    assert result.popsizes == [[lam] * 3 for lam in (8, 16, 32, 64)]
     assert result.compilations == 4
     assert len(traces) == 4
     assert np.all(result.runs == 4)
-    expected = sum(20 * lam for lam in result.popsizes)
+    expected = sum(20 * lam for lam in (8, 16, 32, 64))
     np.testing.assert_array_equal(result.evaluations, expected)
     assert all(reasons == ["maxiter"] for stage in result.stop_reasons for reasons in stage)
 
@@ -70,7 +71,7 @@ def test_ipop_masks_finished_schedules():
     )
     assert np.all(result.best_fitness <= 1e-6)
     assert np.all(result.runs == 1)
-    assert result.popsizes == [7]
+    assert result.popsizes == [[7, 7]]
     assert np.all(result.evaluations < 1000)
 
 
@@ -97,3 +98,38 @@ def test_batched_restarts_restart_in_place():
     assert np.all(np.asarray(result.slots.run.generation) < generations)
     # Restarted slots draw fresh start points: their current runs differ.
     assert len({float(m) for m in np.asarray(result.slots.run.mean[:, 0])}) == slots
+
+
+def test_bipop_regimes_follow_pycma():
+    """First run λ0 (counted as small), then a large run with 2λ0, then small runs (λ in
+    [λ0, λ0·m)) whenever the small regime has spent less than the large one."""
+    traces = []
+
+    def rastrigin(x):
+        traces.append(1)
+        return functions.rastrigin(x)
+
+    result = bipop(
+        rastrigin,
+        lambda k: jax.random.uniform(k, (6,), minval=-5, maxval=5),
+        jax.random.key(3),
+        sigma0=3.0,
+        experiments=4,
+        max_evals=2e4,
+        max_restarts=3,
+    )
+    lam0 = 4 + int(3 * np.log(6))
+    assert result.regimes[0] == ["small"] * 4 and result.popsizes[0] == [lam0] * 4
+    assert result.regimes[1] == ["large"] * 4 and result.popsizes[1] == [2 * lam0] * 4
+    large_runs = np.zeros(4, int)
+    for regimes, lams in zip(result.regimes[1:], result.popsizes[1:], strict=True):
+        for e, (regime, lam) in enumerate(zip(regimes, lams, strict=True)):
+            if regime == "large":
+                large_runs[e] += 1
+                assert lam == lam0 * 2 ** large_runs[e]
+            elif regime == "small":
+                assert lam0 <= lam < lam0 * 2 ** max(large_runs[e], 1)
+    assert "small" in {r for row in result.regimes[2:] for r in row}
+    assert np.all(result.evaluations <= 2e4 + 2 * max(max(r) for r in result.popsizes))
+    distinct = {lam for row in result.popsizes for lam in row if lam}
+    assert result.compilations == len(distinct) == len(traces)
