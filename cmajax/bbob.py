@@ -129,14 +129,33 @@ def _rosenbrock(z: Array) -> Array:
 Builder = Callable[[int, float], Callable[[Array], Array]]
 
 
+class _Constants:
+    """An instance's host constants, cast to x's dtype inside the objective.
+
+    ``override`` lets ``bbob_family`` trace the same function with the constants passed in as
+    arguments instead, so that the instances of one function share one compiled program.
+    """
+
+    registry: list[_Constants] | None = None
+
+    def __init__(self, arrays):
+        self.arrays = [np.asarray(a, np.float64) for a in arrays]
+        self.override = None
+        if _Constants.registry is not None:
+            _Constants.registry.append(self)
+
+    def __call__(self, dtype):
+        source = self.arrays if self.override is None else self.override
+        return [jnp.asarray(a, dtype) for a in source]
+
+
 def _consts(*arrays):
-    """Cast host constants to x's dtype inside the objective."""
-    return lambda dtype: [jnp.asarray(a, dtype) for a in arrays]
+    return _Constants(arrays)
 
 
 def _f1(dim, seed):
-    (xo,) = [x_optimum(seed, dim)]
-    return lambda x: jnp.sum((x - jnp.asarray(xo, x.dtype)) ** 2, axis=-1)
+    c = _consts(x_optimum(seed, dim))
+    return lambda x: jnp.sum((x - c(x.dtype)[0]) ** 2, axis=-1)
 
 
 def _f2(dim, seed):
@@ -457,6 +476,57 @@ SEED_FUNCTION = {4: 3, 18: 17}
 """Functions whose instance seed is another function's (COCO's legacy rseed)."""
 
 
+def _check_ids(function_id, dimension, instance) -> None:
+    if not isinstance(function_id, int | np.integer) or not 1 <= function_id <= 24:
+        raise ValueError(f"function_id must be an int in 1..24, got {function_id!r}.")
+    if not isinstance(dimension, int | np.integer) or dimension < 2:
+        raise ValueError(f"dimension must be an int >= 2, got {dimension!r}.")
+    if not isinstance(instance, int | np.integer) or instance < 1:
+        raise ValueError(f"instance must be an int >= 1, got {instance!r}.")
+
+
+def _seed(function_id: int, instance: int) -> float:
+    return float(SEED_FUNCTION.get(int(function_id), int(function_id)) + 10_000 * int(instance))
+
+
+def bbob_family(
+    function_id: int, dimension: int, instances
+) -> tuple[Callable[[Array, list], Array], list[np.ndarray], np.ndarray]:
+    """BBOB function ``function_id`` with its instance data as an argument.
+
+    Returns ``(f, data, f_opts)``: ``f(x, data_i)`` evaluates instance i when given
+    ``data_i = [d[i] for d in data]``; ``data`` holds each constant stacked over ``instances``
+    (leading axis), so a vmapped program over instances compiles once per function.
+    """
+    instances = [int(i) for i in instances]
+    for i in instances:
+        _check_ids(function_id, dimension, i)
+    stacked = []
+    for instance in instances:
+        _Constants.registry = []
+        try:
+            inner = BUILDERS[int(function_id)](int(dimension), _seed(function_id, instance))
+            consts = _Constants.registry
+        finally:
+            _Constants.registry = None
+        stacked.append([a for c in consts for a in c.arrays])
+    data = [np.stack(parts) for parts in zip(*stacked, strict=True)]
+    sizes = [len(c.arrays) for c in consts]
+    f_opts = np.array([f_optimum(_seed(function_id, i)) for i in instances])
+
+    def objective(x: Array, data_i) -> Array:
+        data_i = list(data_i)
+        for c, size in zip(consts, sizes, strict=True):
+            c.override, data_i = data_i[:size], data_i[size:]
+        try:
+            return inner(x)
+        finally:
+            for c in consts:
+                c.override = None
+
+    return objective, data, f_opts
+
+
 def bbob(function_id: int, dimension: int, instance: int) -> tuple[Callable[[Array], Array], float]:
     """BBOB function ``function_id`` (1-24) in ``dimension`` (≥ 2), COCO instance ``instance``.
 
@@ -467,15 +537,10 @@ def bbob(function_id: int, dimension: int, instance: int) -> tuple[Callable[[Arr
     >>> round(f_opt, 2)
     79.48
     """
-    if not isinstance(function_id, int | np.integer) or not 1 <= function_id <= 24:
-        raise ValueError(f"function_id must be an int in 1..24, got {function_id!r}.")
-    if not isinstance(dimension, int | np.integer) or dimension < 2:
-        raise ValueError(f"dimension must be an int >= 2, got {dimension!r}.")
-    if not isinstance(instance, int | np.integer) or instance < 1:
-        raise ValueError(f"instance must be an int >= 1, got {instance!r}.")
-    seed = SEED_FUNCTION.get(int(function_id), int(function_id)) + 10_000 * int(instance)
-    inner = BUILDERS[int(function_id)](int(dimension), float(seed))
-    f_opt = f_optimum(float(seed))
+    _check_ids(function_id, dimension, instance)
+    seed = _seed(function_id, instance)
+    inner = BUILDERS[int(function_id)](int(dimension), seed)
+    f_opt = f_optimum(seed)
 
     def objective(x: Array) -> Array:
         x = jnp.asarray(x)

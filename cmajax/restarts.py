@@ -158,7 +158,7 @@ def _stage_program(strategy: Strategy, fun: Callable):
     evaluations stay 0 (masked candidates are never counted).
     """
 
-    def stage(x0s, sigma0s, keys, budgets, maxiters, active, ftarget):
+    def stage(x0s, sigma0s, keys, budgets, maxiters, active, ftarget, fun_args):
         def start(x0, s0, budget, maxiter, on):
             state = strategy.init(x0, s0)
             dtype = state.thresholds.maxfevals.dtype
@@ -174,10 +174,11 @@ def _stage_program(strategy: Strategy, fun: Callable):
 
         states = jax.vmap(start)(x0s, sigma0s, budgets, maxiters, active)
 
-        def one(state, key):
+        def one(state, key, args):
             key, sub = jax.random.split(key)
             population = strategy.ask(sub, state)
-            return strategy.tell(state, population, jax.vmap(fun)(population)), key
+            fitness = jax.vmap(fun, in_axes=(0, None))(population, args)
+            return strategy.tell(state, population, fitness), key, args
 
         def cond(carry):
             return jnp.any(~carry[0].stopped)
@@ -185,7 +186,7 @@ def _stage_program(strategy: Strategy, fun: Callable):
         def body(carry):
             return jax.vmap(one)(*carry)
 
-        states, _ = jax.lax.while_loop(cond, body, (states, keys))
+        states, _, _ = jax.lax.while_loop(cond, body, (states, keys, fun_args))
         return states
 
     return jax.jit(stage)
@@ -206,6 +207,7 @@ def _restart_schedules(
     termination,
     strategy_factory,
     bipop: bool,
+    fun_args=None,
 ) -> RestartResult:
     """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
     if experiments < 1:
@@ -222,10 +224,15 @@ def _restart_schedules(
             return cma_es(sigma0, popsize=popsize, termination=termination)
 
     programs: dict[int, Any] = {}
+    if fun_args is None:
+        objective = lambda x, _: fun(x)  # noqa: E731
+        fun_args = jnp.zeros((experiments,))
+    else:
+        objective = fun
 
     def program_for(lam: int):
         if lam not in programs:
-            programs[lam] = _stage_program(strategy_factory(lam), fun)
+            programs[lam] = _stage_program(strategy_factory(lam), objective)
         return programs[lam]
 
     probe = x0_fn(jax.random.key(0))
@@ -278,6 +285,7 @@ def _restart_schedules(
                 jnp.asarray(maxiter),
                 jnp.asarray(members),
                 ftarget,
+                fun_args,
             )
             evals = np.asarray(states.evaluations).astype(np.int64) * members
             spent += evals
@@ -328,6 +336,9 @@ _SCHEDULE_ARGS = """
       termination: stopping criteria of each run (``TerminationOptions``).
       strategy_factory: ``strategy_factory(popsize) -> Strategy`` replaces the default
         ``cma_es(sigma0, popsize=popsize, termination=termination)``.
+      fun_args: optional pytree with leading axis E; then ``fun(x, args_e)`` is called with
+        schedule e's slice, e.g. the instance data of ``cmajax.bbob.bbob_family``, so that
+        schedules on different problems of one family share each compiled stage.
 
     Returns a ``RestartResult``; ``compilations`` counts the compiled stage programs (one per
     distinct λ). No host round trip happens within a run: each stage is one ``while_loop``.
@@ -348,6 +359,7 @@ def ipop(
     incpopsize: int = 2,
     termination: TerminationOptions | None = None,
     strategy_factory: Callable[[int], Strategy] | None = None,
+    fun_args: Any = None,
 ) -> RestartResult:
     """IPOP-CMA-ES (Auger & Hansen, CEC 2005): λ grows by ``incpopsize`` at each restart.
 
@@ -367,6 +379,7 @@ def ipop(
         termination=termination,
         strategy_factory=strategy_factory,
         bipop=False,
+        fun_args=fun_args,
     )
 
 
@@ -384,6 +397,7 @@ def bipop(
     incpopsize: int = 2,
     termination: TerminationOptions | None = None,
     strategy_factory: Callable[[int], Strategy] | None = None,
+    fun_args: Any = None,
 ) -> RestartResult:
     """BIPOP-CMA-ES (Hansen, GECCO BBOB workshop 2009) with pycma's regime schedule.
 
@@ -407,6 +421,7 @@ def bipop(
         termination=termination,
         strategy_factory=strategy_factory,
         bipop=True,
+        fun_args=fun_args,
     )
 
 
