@@ -133,3 +133,25 @@ def test_bipop_regimes_follow_pycma():
     assert np.all(result.evaluations <= 2e4 + 2 * max(max(r) for r in result.popsizes))
     distinct = {lam for row in result.popsizes for lam in row if lam}
     assert result.compilations == len(distinct) == len(traces)
+
+
+def test_schedules_share_programs_across_instances():
+    """fun_args: instances of one BBOB function run as schedules of one program per λ."""
+    from cmajax.bbob import bbob_family
+
+    fun, data, _ = bbob_family(1, 4, [1, 2])
+    result = ipop(
+        fun,
+        lambda k: jax.random.uniform(k, (4,), minval=-4, maxval=4),
+        jax.random.key(0),
+        sigma0=2.0,
+        experiments=2,
+        max_evals=5000,
+        ftarget=1e-8,
+        fun_args=[jnp.asarray(d) for d in data],
+    )
+    assert np.all(result.best_fitness <= 1e-8)
+    assert result.compilations == 1
+    # Each schedule found its own instance's optimum (f1's x_opt differs by instance).
+    for i in range(2):
+        np.testing.assert_allclose(result.best_x[i], data[0][i], atol=1e-3)
