@@ -5,8 +5,8 @@ U[-4, 4]^10 at every (re)start, σ0 = 2. Per problem: the best Δf = f − f_opt
 fraction of the 51 targets 10^[2..-8] it reaches, and whether it reached 1e-8. cmajax runs the
 three instances of a function as three schedules of one vmapped program per λ
 (``cmajax.bbob.bbob_family``); pycma runs ``cma.fmin2(..., restarts=9, bipop=True)`` on COCO's
-own problems (``cocoex.BareProblem``). float64 throughout. Writes ``bbob.md`` and
-``bbob.json``.
+own problems (``cocoex.BareProblem``). float64 throughout. Writes ``bbob.md``,
+``bbob.json`` and ``bbob.png``.
 
 Run: python benchmarks/bench_bbob.py [--algorithms bipop,ipop,pycma] [--functions 1-24]
 """
@@ -83,6 +83,31 @@ def run_pycma(function_id: int, seed: int) -> list[float]:
     return out
 
 
+def plot(rows: dict, path: Path) -> None:
+    """Grouped bars: per function, the mean fraction of targets of each algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"bipop": "cmajax BIPOP", "ipop": "cmajax IPOP", "pycma": "pycma BIPOP"}
+    algorithms = list(rows)
+    fids = sorted(int(f) for f in rows[algorithms[0]])
+    width = 0.8 / len(algorithms)
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    for j, algorithm in enumerate(algorithms):
+        values = [np.mean([fraction(v) for v in rows[algorithm][str(f)]]) for f in fids]
+        xs = np.arange(len(fids)) + (j - (len(algorithms) - 1) / 2) * width
+        ax.bar(xs, values, width=width, label=names.get(algorithm, algorithm))
+    ax.set_xticks(range(len(fids)), [f"f{f}" for f in fids])
+    ax.set_ylabel("fraction of 51 targets")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("BBOB 10-D, instances 1-3, 1e5 evaluations: targets 10^[2..-8] reached")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def parse_functions(text: str) -> list[int]:
     if "-" in text:
         lo, hi = (int(v) for v in text.split("-"))
@@ -96,7 +121,14 @@ def main() -> None:
     parser.add_argument("--functions", default="1-24")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw bbob.png from --out/bbob.json"
+    )
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads((args.out / "bbob.json").read_text())
+        plot(saved["delta_f"], args.out / "bbob.png")
+        return
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -152,6 +184,7 @@ def main() -> None:
     (args.out / "bbob.json").write_text(
         json.dumps({"summary": summary, "delta_f": rows, "seconds": seconds}, indent=2)
     )
+    plot(json.loads(json.dumps(rows)), args.out / "bbob.png")
     print("\n".join(lines))
 
 
