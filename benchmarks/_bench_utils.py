@@ -330,31 +330,9 @@ def time_compiled_jax(
     return timing, outputs["last"], compile_seconds
 
 
-def cmajax_never_stop_options():
-    """cmajax termination options with every criterion that could end a sphere run disabled.
-
-    Mirrors the pycma options of ``bench_generation.py``: a stopped cmajax state is frozen by
-    ``tell``, which would make timings meaningless.
-    """
-    import cmajax
-
-    return cmajax.TerminationOptions(
-        maxiter=math.inf,
-        tolfun=0.0,
-        tolfunhist=0.0,
-        tolx=0.0,
-        tolupsigma=math.inf,
-        tolfacupx=math.inf,
-        tolstagnation=math.inf,
-        tolconditioncov=math.inf,
-        tolflatfitness=1e9,
-        noeffectaxis=False,
-        noeffectcoord=False,
-    )
-
-
 def cmajax_strategy(sigma0: float, **kwargs: Any):
-    """``cmajax.cma_es(sigma0, termination=<never stop>, **kwargs)``."""
+    """``cmajax.cma_es`` with every stopping criterion off, like the pycma options here: a
+    stopped cmajax state is frozen by ``tell``, which would make timings meaningless."""
     import cmajax
 
-    return cmajax.cma_es(sigma0=sigma0, termination=cmajax_never_stop_options(), **kwargs)
+    return cmajax.cma_es(sigma0=sigma0, termination=cmajax.TerminationOptions.never(), **kwargs)

@@ -15,14 +15,13 @@ from cmajax import functions
 from cmajax.base import Layout, Strategy
 from cmajax.cma_es import CMAState, cma_es
 from cmajax.parameters import CMAParameters, cma_parameters
-from cmajax.restarts import IPOPResult, RestartResult, SlotsResult, batched_restarts, bipop, ipop
+from cmajax.restarts import RestartResult, SlotsResult, batched_restarts, bipop, ipop
 from cmajax.run import run
 from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
 
 __all__ = [
     "CMAParameters",
     "CMAState",
-    "IPOPResult",
     "Layout",
     "RestartResult",
     "SlotsResult",

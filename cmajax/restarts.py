@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cmajax.base import PyTree, Strategy
+from cmajax.batching import lazy_cond
 from cmajax.cma_es import cma_es
 from cmajax.termination import TerminationOptions, default_maxiter
 
@@ -106,8 +107,11 @@ def batched_restarts(
             told = strategy.tell(slot.run, population, fitness)
             better = told.best_fitness < slot.best_fitness
             restart = told.stopped
-            fresh = start(restart_key, s)
-            run = jax.tree.map(lambda a, b: jnp.where(restart, a, b), fresh, told)
+            # A new run is built only where one stopped (under vmap: in generations where any
+            # slot stopped), not in every generation for every slot.
+            run = lazy_cond(
+                restart, lambda op: start(op[0], op[1]), lambda op: op[2], (restart_key, s, told)
+            )
             return SlotsState(
                 run=run,
                 key=key,
@@ -146,9 +150,6 @@ class RestartResult(NamedTuple):
     """Compiled stage programs: one per distinct λ."""
     stop_reasons: list[list[list[str]]]
     """Per round, per schedule: why its run stopped ([] when masked)."""
-
-
-IPOPResult = RestartResult
 
 
 def _stage_program(strategy: Strategy, fun: Callable):
@@ -193,21 +194,21 @@ def _stage_program(strategy: Strategy, fun: Callable):
 
 
 def _restart_schedules(
-    fun,
-    x0_fn,
-    key,
+    fun: Callable,
+    x0_fn: Callable[[Array], PyTree],
+    key: Array,
     *,
-    sigma0,
-    experiments,
-    max_evals,
-    max_restarts,
-    ftarget,
-    popsize0,
-    incpopsize,
-    termination,
-    strategy_factory,
     bipop: bool,
-    fun_args=None,
+    sigma0: float,
+    experiments: int = 1,
+    max_evals: float = 1e5,
+    max_restarts: int = 9,
+    ftarget: float = -math.inf,
+    popsize0: int | None = None,
+    incpopsize: int = 2,
+    termination: TerminationOptions | None = None,
+    strategy_factory: Callable[[int], Strategy] | None = None,
+    fun_args: Any = None,
 ) -> RestartResult:
     """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
     if experiments < 1:
@@ -321,18 +322,18 @@ def _restart_schedules(
 
 
 _SCHEDULE_ARGS = """
-    Args:
+    Args (keyword ``options`` with their defaults):
       fun: objective of one solution (vmapped over each population).
       x0_fn: ``x0_fn(key) -> x0`` draws the start point of every run.
       key: PRNG key.
       sigma0: initial step size of the large-population runs.
-      experiments: E independent schedules, run side by side as one vmapped program per λ.
-      max_evals: evaluation budget of each schedule; each run gets the remaining budget as its
+      experiments: (1) E independent schedules, run side by side as one vmapped program per λ.
+      max_evals: (1e5) evaluation budget of each schedule; each run gets the remaining budget as its
         ``maxfevals``.
-      max_restarts: restarts with a large (doubled) population before a schedule ends.
-      ftarget: a schedule ends once its best f ≤ ftarget.
-      popsize0: λ of the first run (default 4 + ⌊3 ln n⌋).
-      incpopsize: factor of the population growth.
+      max_restarts: (9) restarts with a large (doubled) population before a schedule ends.
+      ftarget: (-inf) a schedule ends once its best f ≤ ftarget.
+      popsize0: (None) λ of the first run (default 4 + ⌊3 ln n⌋).
+      incpopsize: (2) factor of the population growth.
       termination: stopping criteria of each run (``TerminationOptions``).
       strategy_factory: ``strategy_factory(popsize) -> Strategy`` replaces the default
         ``cma_es(sigma0, popsize=popsize, termination=termination)``.
@@ -345,60 +346,15 @@ _SCHEDULE_ARGS = """
 """
 
 
-def ipop(
-    fun: Callable[[PyTree], Array],
-    x0_fn: Callable[[Array], PyTree],
-    key: Array,
-    *,
-    sigma0: float,
-    experiments: int = 1,
-    max_evals: float = 1e5,
-    max_restarts: int = 9,
-    ftarget: float = -math.inf,
-    popsize0: int | None = None,
-    incpopsize: int = 2,
-    termination: TerminationOptions | None = None,
-    strategy_factory: Callable[[int], Strategy] | None = None,
-    fun_args: Any = None,
-) -> RestartResult:
+def ipop(fun: Callable, x0_fn: Callable, key: Array, *, sigma0: float, **options) -> RestartResult:
     """IPOP-CMA-ES (Auger & Hansen, CEC 2005): λ grows by ``incpopsize`` at each restart.
 
     As pycma's ``fmin(..., restarts=max_restarts, incpopsize=2)``.
     """
-    return _restart_schedules(
-        fun,
-        x0_fn,
-        key,
-        sigma0=sigma0,
-        experiments=experiments,
-        max_evals=max_evals,
-        max_restarts=max_restarts,
-        ftarget=ftarget,
-        popsize0=popsize0,
-        incpopsize=incpopsize,
-        termination=termination,
-        strategy_factory=strategy_factory,
-        bipop=False,
-        fun_args=fun_args,
-    )
+    return _restart_schedules(fun, x0_fn, key, bipop=False, sigma0=sigma0, **options)
 
 
-def bipop(
-    fun: Callable[[PyTree], Array],
-    x0_fn: Callable[[Array], PyTree],
-    key: Array,
-    *,
-    sigma0: float,
-    experiments: int = 1,
-    max_evals: float = 1e5,
-    max_restarts: int = 9,
-    ftarget: float = -math.inf,
-    popsize0: int | None = None,
-    incpopsize: int = 2,
-    termination: TerminationOptions | None = None,
-    strategy_factory: Callable[[int], Strategy] | None = None,
-    fun_args: Any = None,
-) -> RestartResult:
+def bipop(fun: Callable, x0_fn: Callable, key: Array, *, sigma0: float, **options) -> RestartResult:
     """BIPOP-CMA-ES (Hansen, GECCO BBOB workshop 2009) with pycma's regime schedule.
 
     As pycma's ``fmin(..., restarts=max_restarts, bipop=True)``: the first run uses the default
@@ -407,22 +363,7 @@ def bipop(
     evaluations as its ``maxiter``) whenever its small-regime evaluations are below its
     large-regime ones, and otherwise a large run with λ0 m. The first run counts as small.
     """
-    return _restart_schedules(
-        fun,
-        x0_fn,
-        key,
-        sigma0=sigma0,
-        experiments=experiments,
-        max_evals=max_evals,
-        max_restarts=max_restarts,
-        ftarget=ftarget,
-        popsize0=popsize0,
-        incpopsize=incpopsize,
-        termination=termination,
-        strategy_factory=strategy_factory,
-        bipop=True,
-        fun_args=fun_args,
-    )
+    return _restart_schedules(fun, x0_fn, key, bipop=True, sigma0=sigma0, **options)
 
 
 ipop.__doc__ += _SCHEDULE_ARGS

@@ -62,6 +62,27 @@ class TerminationOptions(NamedTuple):
     noeffectaxis: bool = True
     noeffectcoord: bool = True
 
+    @classmethod
+    def never(cls) -> TerminationOptions:
+        """Every criterion switched off: a run goes on for as long as it is stepped.
+
+        For benchmarks and stress tests; switch single criteria back on with ``_replace``, e.g.
+        ``TerminationOptions.never()._replace(tolx=1e-4)``.
+        """
+        return cls(
+            maxiter=math.inf,
+            tolfun=0.0,
+            tolfunhist=0.0,
+            tolx=0.0,
+            tolupsigma=math.inf,
+            tolfacupx=math.inf,
+            tolstagnation=math.inf,
+            tolconditioncov=math.inf,
+            tolflatfitness=math.inf,
+            noeffectaxis=False,
+            noeffectcoord=False,
+        )
+
 
 class StopFlags(NamedTuple):
     """One boolean per criterion; ``nonfinite`` marks an update rejected for NaN/inf."""

@@ -1,7 +1,5 @@
 """No NaN reaches the state: non-finite fitness ranks last, long runs stay finite, C stays SPD."""
 
-import math
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -10,19 +8,7 @@ import numpy as np
 import cmajax
 from cmajax import functions
 
-NEVER_STOP = cmajax.TerminationOptions(
-    maxiter=math.inf,
-    tolfun=0.0,
-    tolfunhist=0.0,
-    tolx=0.0,
-    tolupsigma=math.inf,
-    tolfacupx=math.inf,
-    tolstagnation=math.inf,
-    tolconditioncov=math.inf,
-    tolflatfitness=math.inf,
-    noeffectaxis=False,
-    noeffectcoord=False,
-)
+NEVER_STOP = cmajax.TerminationOptions.never()
 
 
 def _assert_spd(cov):
