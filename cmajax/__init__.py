@@ -13,17 +13,23 @@ True
 
 from cmajax import functions
 from cmajax.base import Layout, Strategy
+from cmajax.bookkeeping import RunState
 from cmajax.cma_es import CMAState, cma_es
-from cmajax.parameters import CMAParameters, cma_parameters
+from cmajax.lm_ma_es import LMMAState, lm_ma_es
+from cmajax.parameters import CMAParameters, cma_parameters, sep_cma_parameters
 from cmajax.restarts import RestartResult, SlotsResult, batched_restarts, bipop, ipop
 from cmajax.run import run
+from cmajax.sep_cma_es import SepCMAState, sep_cma_es
 from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
 
 __all__ = [
     "CMAParameters",
     "CMAState",
+    "LMMAState",
     "Layout",
     "RestartResult",
+    "RunState",
+    "SepCMAState",
     "SlotsResult",
     "StopFlags",
     "Strategy",
@@ -34,7 +40,10 @@ __all__ = [
     "cma_parameters",
     "functions",
     "ipop",
+    "lm_ma_es",
     "run",
+    "sep_cma_es",
+    "sep_cma_parameters",
     "stop_reasons",
 ]
 __version__ = "0.1.0"

@@ -19,34 +19,30 @@ n ≥ 300 (pycma switches to TPA there), and the numerical guards described in `
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from cmajax import step_size
 from cmajax import termination as term_lib
-from cmajax.base import (
-    Layout,
-    PyTree,
-    Strategy,
-    check_finite_x0,
-    check_fitness,
-    check_sigma0,
-    layout_of,
-)
+from cmajax.base import PyTree, Strategy, layout_of
 from cmajax.batching import lazy_cond
+from cmajax.bookkeeping import (
+    RunState,
+    all_finite,
+    check_factors,
+    check_factory_args,
+    conclude,
+    guarded_tell,
+    register,
+    start,
+)
 from cmajax.parameters import cma_parameters
-from cmajax.termination import StopFlags, TerminationOptions
+from cmajax.termination import TerminationOptions
 
 Array = jax.Array
 HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def _register(cls, meta=()):
-    data = [f.name for f in dataclasses.fields(cls) if f.name not in meta]
-    return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=list(meta))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,16 +59,14 @@ class Constants:
     chi_n: Array
 
 
-_register(Constants)
+register(Constants, meta=())
 
 
 @dataclasses.dataclass(frozen=True)
-class CMAState:
-    """State of one CMA-ES run; a pytree whose ``layout`` field is static metadata.
+class CMAState(RunState):
+    """State of one CMA-ES run: the ``RunState`` fields plus the full covariance model.
 
     Attributes:
-      mean: (n,) flat distribution mean.
-      sigma: step size σ.
       C: (n, n) covariance matrix.
       S: (n, n) sampling factor from the last factorization, C ≈ S Sᵀ: B·diag(D) with
         ``factorization="eigh"``, the lower Cholesky factor with ``"cholesky"``.
@@ -80,21 +74,11 @@ class CMAState:
       B: (n, n) eigenvectors of C (columns) from the last eigendecomposition.
       D: (n,) square roots of the eigenvalues of C, ascending, from the last eigendecomposition.
       ps, pc: (n,) evolution paths for σ and for C.
-      generation: completed generations (pycma ``countiter``).
-      evaluations: counted evaluations (pycma ``countevals``).
       last_decomposition: generation of the last factorization (S, W).
       last_eigen: generation of the last eigendecomposition (B, D).
-      best_x, best_fitness, best_evaluation: best solution seen, its f, and the evaluation
-        count when it was found.
-      sigma0: the initial step size (termination criteria use it).
       constants: learning rates and weights.
-      thresholds: termination thresholds.
-      termination: histories and the stop flags.
-      layout: how flat vectors map to the user's params pytree.
     """
 
-    mean: Array
-    sigma: Array
     C: Array
     S: Array
     W: Array
@@ -102,49 +86,12 @@ class CMAState:
     D: Array
     ps: Array
     pc: Array
-    generation: Array
-    evaluations: Array
     last_decomposition: Array
     last_eigen: Array
-    best_x: Array
-    best_fitness: Array
-    best_evaluation: Array
-    sigma0: Array
     constants: Constants
-    thresholds: term_lib.Thresholds
-    termination: term_lib.TerminationState
-    layout: Layout
-
-    @property
-    def stop(self) -> StopFlags:
-        """Per-criterion stop flags (batched like the state)."""
-        return self.termination.flags
-
-    @property
-    def stopped(self) -> Array:
-        """True once any termination criterion holds; ``tell`` then leaves the state unchanged."""
-        return self.termination.flags.any()
-
-    @property
-    def best(self) -> PyTree:
-        """The best solution seen, in the user's structure."""
-        return self.layout.unravel(self.best_x)
-
-    def replace(self, **changes: Any) -> CMAState:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
-_register(CMAState, meta=("layout",))
-
-
-def _check_factory_args(sigma0: Any, popsize: Any) -> None:
-    check_sigma0(sigma0)
-    if popsize is not None:
-        if not isinstance(popsize, int | np.integer) or isinstance(popsize, bool):
-            raise TypeError(f"popsize must be an int or None, got {popsize!r}.")
-        if popsize < 2:
-            raise ValueError(f"popsize must be >= 2 (candidates per generation), got {popsize}.")
+register(CMAState)
 
 
 def _eigen(cov: Array) -> tuple[Array, Array, Array]:
@@ -188,12 +135,8 @@ def _factor_cholesky(cov: Array) -> tuple[Array, Array, Array]:
 
     factored = factor(cov)
     return lazy_cond(
-        ~_all_finite(*factored[1:]), lambda op: repaired(op[0]), lambda op: op, factored
+        ~all_finite(*factored[1:]), lambda op: repaired(op[0]), lambda op: op, factored
     )
-
-
-def _all_finite(*arrays: Array) -> Array:
-    return jnp.all(jnp.array([jnp.all(jnp.isfinite(a)) for a in arrays]))
 
 
 def cma_es(
@@ -240,18 +183,12 @@ def cma_es(
       >>> int(state.generation)
       1
     """
-    _check_factory_args(sigma0, popsize)
-    if termination is None:
-        termination = TerminationOptions()
-    if not isinstance(termination, TerminationOptions):
-        raise TypeError("termination must be a cmajax.TerminationOptions(...).")
-    for name, value in (
-        ("rank_one_factor", rank_one_factor),
-        ("rank_mu_factor", rank_mu_factor),
-        ("damping_factor", damping_factor),
-    ):
-        if not (math.isfinite(value) and value >= 0) or (name == "damping_factor" and value == 0):
-            raise ValueError(f"{name} must be a finite number >= 0 (> 0 for damping), got {value}.")
+    termination = check_factory_args(sigma0, popsize, termination)
+    check_factors(
+        rank_one_factor=rank_one_factor,
+        rank_mu_factor=rank_mu_factor,
+        damping_factor=damping_factor,
+    )
     if factorization not in ("eigh", "cholesky"):
         raise ValueError(f'factorization must be "eigh" or "cholesky", got {factorization!r}.')
     if decomposition_gap is not None and not decomposition_gap >= 0:
@@ -275,17 +212,10 @@ def cma_es(
 
         ``sigma0`` overrides the factory's σ0 for this run (it may be a traced value).
         """
-        layout, dtype = layout_of(x0)
-        n = layout.size
-        mean = layout.ravel(x0).astype(dtype)
-        check_finite_x0(mean)
         s0 = default_sigma0 if sigma0 is None else sigma0
-        check_sigma0(s0)
+        n = layout_of(x0)[0].size
         p = parameters(n)
-        thr = term_lib.thresholds(termination, n, p.popsize, dtype)
-        tolstag = termination.tolstagnation
-        if tolstag is None:
-            tolstag = term_lib.default_tolstagnation(n, p.popsize)
+        common, dtype = start(x0, s0, p.popsize, termination)
         consts = Constants(
             weights=jnp.asarray(p.weights, dtype),
             **{
@@ -297,8 +227,7 @@ def cma_es(
         eye = jnp.eye(n, dtype=dtype)
         int_zero = jnp.zeros((), jnp.int32)
         return CMAState(
-            mean=mean,
-            sigma=jnp.asarray(s0, dtype),
+            **common,
             C=eye,
             S=eye,
             W=eye,
@@ -306,18 +235,9 @@ def cma_es(
             D=jnp.ones((n,), dtype),
             ps=zeros,
             pc=zeros,
-            generation=int_zero,
-            evaluations=int_zero,
             last_decomposition=int_zero,
             last_eigen=int_zero,
-            best_x=mean,
-            best_fitness=jnp.asarray(jnp.inf, dtype),
-            best_evaluation=int_zero,
-            sigma0=jnp.asarray(s0, dtype),
             constants=consts,
-            thresholds=thr,
-            termination=term_lib.init_termination(n, p.popsize, tolstag, dtype),
-            layout=layout,
         )
 
     def ask(key: Array, state: CMAState) -> PyTree:
@@ -336,17 +256,9 @@ def cma_es(
         stops with the ``nonfinite`` flag. A stopped state is returned unchanged.
         """
         lam = state.constants.weights.shape[0]
-        fitness = check_fitness(fitness, lam)
-        x = state.layout.ravel_population(population, lam).astype(state.mean.dtype)
-        fitness = fitness.astype(state.mean.dtype)
-        # A branch, not a select: a finished run costs nothing, and a vmapped batch skips the
-        # update entirely once all of its runs have stopped.
         gap = parameters(state.mean.shape[0]).decomposition_gap  # static: from n and options
-        return lazy_cond(
-            ~state.stopped,
-            lambda op: _tell(*op, gap, factorization),
-            lambda op: op[0],
-            (state, x, fitness),
+        return guarded_tell(
+            state, population, fitness, lam, lambda *op: _tell(*op, gap, factorization)
         )
 
     return Strategy(init=init, ask=ask, tell=tell)
@@ -373,16 +285,8 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
     lam, n = x.shape
     dtype = state.mean.dtype
     generation = state.generation + 1
-    evaluations = state.evaluations + lam
-
-    order, fitness_sorted, n_finite = term_lib.rank(fitness)
-    any_finite = n_finite > 0
-
-    # Best so far (pycma ``es.best``).
-    improved = fitness_sorted[0] < state.best_fitness
-    best_x = jnp.where(improved, x[order[0]], state.best_x)
-    best_fitness = jnp.where(improved, fitness_sorted[0], state.best_fitness)
-    best_evaluation = jnp.where(improved, evaluations, state.best_evaluation)
+    ranking = term_lib.rank(fitness)
+    order = ranking[0]
 
     # Selection and recombination (eqs. 41-42); differences first, for accuracy far from 0.
     dx = x[order] - state.mean
@@ -397,11 +301,9 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
     z = jnp.matmul(y, state.W.T, precision=HIGHEST)
     isotropic_shift = jnp.sqrt(c.mueff) * jnp.matmul(w_pos, z, precision=HIGHEST)
 
-    # Step-size path (eq. 43) and the h_σ stall of the rank-one update (pycma ``hsig``).
-    ps = (1 - c.cs) * state.ps + jnp.sqrt(c.cs * (2 - c.cs)) * isotropic_shift
-    ps_sq = jnp.sum(ps**2)
-    correction = 1 - (1 - c.cs) ** (2 * generation.astype(dtype))
-    hsig = (ps_sq / correction / n < 2 + 4 / (n + 1)).astype(dtype)
+    # Step-size path (eq. 43) and the h_σ stall of the rank-one update.
+    ps = step_size.update_path(state.ps, isotropic_shift, c.cs)
+    hsig = step_size.hsig(ps, c.cs, generation)
 
     # Covariance path (eq. 45) and update (eq. 47) with active weights (eq. 46).
     pc = (1 - c.cc) * state.pc + hsig * jnp.sqrt(c.cc * (2 - c.cc) * c.mueff) * y_w
@@ -412,10 +314,8 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
     rank_mu = jnp.matmul(y.T * (c.cmu * w_cov), y, precision=HIGHEST)
     cov = decay * state.C + c.c1 * jnp.outer(pc, pc) + rank_mu
 
-    # Cumulative step-size adaptation (eq. 44), log-change clipped to ±1 as pycma.
-    log_change = jnp.clip((jnp.sqrt(ps_sq) / c.chi_n - 1) * c.cs / c.damps, -1.0, 1.0)
-    finfo = jnp.finfo(dtype)
-    sigma = jnp.clip(state.sigma * jnp.exp(log_change), finfo.tiny * 1e8, finfo.max * 1e-8)
+    # Cumulative step-size adaptation (eq. 44).
+    sigma = step_size.csa(state.sigma, ps, c.chi_n, c.cs, c.damps)
 
     # Lazy factorization (pycma ``GaussFullSampler.update_now``), lazy under vmap too.
     since = (generation - state.last_decomposition).astype(dtype)
@@ -431,55 +331,29 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
         due_eigen = (generation - state.last_eigen).astype(dtype) >= eigen_gap
         # Diagnostics only: B, D feed noeffectaxis, tolconditioncov and tolupsigma.
         _, B, D = _refresh(due_eigen, lambda op: _eigen(op[0]), (cov, state.B, state.D))
-    last_decomposition = _stamp(due, generation, state.last_decomposition)
-    last_eigen = _stamp(due_eigen, generation, state.last_eigen)
 
-    finite = _all_finite(mean, sigma, cov, S, W, B, D, ps, pc)
-    accept = any_finite & finite
-    keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
+    proposal = dict(
+        mean=mean,
+        sigma=sigma,
+        C=cov,
+        S=S,
+        W=W,
+        B=B,
+        D=D,
+        ps=ps,
+        pc=pc,
+        last_decomposition=_stamp(due, generation, state.last_decomposition),
+        last_eigen=_stamp(due_eigen, generation, state.last_eigen),
+    )
+    return conclude(state, x, ranking, proposal, _diagnostics)
 
-    termination = state.termination
-    termination = termination._replace(
-        flags=termination.flags._replace(nonfinite=any_finite & ~finite)
+
+def _diagnostics(state: CMAState) -> dict[str, Array]:
+    """Termination inputs: √C_ii, p_c, √eigenvalues, and principal axis g mod n."""
+    i = state.generation % state.mean.shape[0]
+    return dict(
+        stds=jnp.sqrt(jnp.diagonal(state.C)),
+        pc=state.pc,
+        axis_lengths=state.D,
+        axis_probe=state.D[i] * state.B[:, i],
     )
-    termination = jax.tree.map(
-        lambda new, old: jnp.where(any_finite, new, old),
-        term_lib.record_generation(termination, fitness_sorted, n_finite, generation),
-        termination,
-    )
-    new = state.replace(
-        mean=keep(mean, state.mean),
-        sigma=keep(sigma, state.sigma),
-        C=keep(cov, state.C),
-        S=keep(S, state.S),
-        W=keep(W, state.W),
-        B=keep(B, state.B),
-        D=keep(D, state.D),
-        ps=keep(ps, state.ps),
-        pc=keep(pc, state.pc),
-        generation=generation,
-        evaluations=evaluations,
-        last_decomposition=jnp.where(accept, last_decomposition, state.last_decomposition),
-        last_eigen=jnp.where(accept, last_eigen, state.last_eigen),
-        best_x=best_x,
-        best_fitness=best_fitness,
-        best_evaluation=best_evaluation,
-        termination=termination,
-    )
-    snapshot = term_lib.Snapshot(
-        mean=new.mean,
-        sigma=new.sigma,
-        sigma0=new.sigma0,
-        stds=jnp.sqrt(jnp.diagonal(new.C)),
-        pc=new.pc,
-        axis_lengths=new.D,
-        axes=new.B,
-        generation=generation,
-        evaluations=evaluations,
-        best_fitness=best_fitness,
-        best_evaluation=best_evaluation,
-        fitness_sorted=fitness_sorted,
-        n_finite=n_finite,
-    )
-    checked = term_lib.check(new.termination, snapshot, new.thresholds, lam)
-    return new.replace(termination=checked)

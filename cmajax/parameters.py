@@ -66,12 +66,16 @@ def learning_rates(n: int, popsize: int, mueff: float) -> tuple[float, float]:
     return c1, cmu
 
 
-def finalize_weights(w: np.ndarray, n: int, c1: float, cmu: float, active: bool) -> np.ndarray:
+def finalize_weights(
+    w: np.ndarray, n: int, c1: float, cmu: float, active: bool, positive_definite: bool = True
+) -> np.ndarray:
     """Normalise positive weights to sum 1 and scale the negative ones (tutorial eq. 53).
 
     The negative weights sum to −min(α_μ⁻, α_μeff⁻, α_posdef⁻) with
     α_μ⁻ = 1 + c1/cμ, α_μeff⁻ = 1 + 2 μ_eff⁻/(μ_eff + 2) and
     α_posdef⁻ = (1 − c1 − cμ)/(n cμ), as pycma's ``RecombinationWeights.finalize_negative_weights``.
+    ``positive_definite=False`` drops α_posdef⁻ (pycma ``pos_def=False``, used by the separable
+    variant, whose multiplicative update cannot lose positive definiteness).
     With ``active=False`` the negative weights are zero (plain rank-μ update).
     """
     w = np.array(w, dtype=np.float64)
@@ -83,11 +87,10 @@ def finalize_weights(w: np.ndarray, n: int, c1: float, cmu: float, active: bool)
         return w
     mueff_pos = 1 / np.sum(w[pos] ** 2)
     mueff_neg = w[neg].sum() ** 2 / np.sum(w[neg] ** 2)
-    total = min(
-        1 + c1 / cmu,
-        (1 - c1 - cmu) / (n * cmu),
-        1 + 2 * mueff_neg / (mueff_pos + 2),
-    )
+    limits = [1 + c1 / cmu, 1 + 2 * mueff_neg / (mueff_pos + 2)]
+    if positive_definite:
+        limits.append((1 - c1 - cmu) / (n * cmu))
+    total = min(limits)
     w[neg] *= total / abs(w[neg].sum())
     return w
 
@@ -158,3 +161,36 @@ def cma_parameters(
         chi_n=chi_n,
         decomposition_gap=float(decomposition_gap),
     )
+
+
+def sep_cma_parameters(
+    n: int,
+    popsize: int | None = None,
+    *,
+    rank_one_factor: float = 1.0,
+    rank_mu_factor: float = 1.0,
+    damping_factor: float = 1.0,
+    active: bool = True,
+) -> CMAParameters:
+    """Constants of separable CMA-ES (Ros & Hansen, PPSN 2008), as pycma's ``CMA_diagonal=True``.
+
+    The covariance is diagonal, so it has n instead of n²/2 degrees of freedom and the learning
+    rates scale with 1/n instead of 1/n² (pycma ``cc_sep``, ``c1_sep``, ``cmu_sep``):
+
+    - c_c = (1 + 1/n + μ_eff/n) / (√n + 1/n + 2 μ_eff/n);
+    - c1 = 1 / (n + 2√n + μ_eff/n);
+    - cμ = min(1 − c1, (0.25 + μ_eff + 1/μ_eff − 2) / (n + 4√n + μ_eff/2)).
+
+    The negative weights are finalized without the positive-definiteness limit. Weights, c_σ,
+    d_σ and E‖N(0, I)‖ are those of full CMA-ES. ``decomposition_gap`` is 0: nothing to factor.
+    """
+    full = cma_parameters(n, popsize, damping_factor=damping_factor, active=active)
+    mueff = full.mueff
+    cc = (1 + 1 / n + mueff / n) / (math.sqrt(n) + 1 / n + 2 * mueff / n)
+    c1 = rank_one_factor / (n + 2 * math.sqrt(n) + mueff / n)
+    cmu = (0.25 + mueff + 1 / mueff - 2) / (n + 4 * math.sqrt(n) + mueff / 2)
+    cmu = min(1 - c1, cmu * rank_mu_factor)
+    weights = finalize_weights(
+        raw_weights(full.popsize), n, c1, cmu, active, positive_definite=False
+    )
+    return full._replace(weights=weights, cc=cc, c1=c1, cmu=cmu, decomposition_gap=0.0)

@@ -334,9 +334,10 @@ class Snapshot(NamedTuple):
     """σ-free coordinate standard deviations √C_ii."""
     pc: Array
     axis_lengths: Array
-    """Square roots of the eigenvalues of C, ascending."""
-    axes: Array
-    """Eigenvectors of C as columns, in the order of ``axis_lengths``."""
+    """Square roots of the eigenvalues of C (or of those a strategy tracks), any order."""
+    axis_probe: Array | None
+    """The principal axis checked by ``noeffectaxis`` this generation, scaled by its length
+    (pycma: axis ``generation mod n``); ``None`` where a strategy does not check it."""
     generation: Array
     evaluations: Array
     best_fitness: Array
@@ -354,8 +355,7 @@ def check(
     fit_range = _masked_range(snap.fitness_sorted, jnp.isfinite(snap.fitness_sorted))
     hist_values, hist_valid = newest(term.best_history, term.best_history.values.shape[0])
     hist_range = _masked_range(hist_values, hist_valid)
-    i = snap.generation % n
-    axis_step = 0.1 * snap.sigma * snap.axis_lengths[i] * snap.axes[:, i]
+    longest, shortest = jnp.max(snap.axis_lengths), jnp.min(snap.axis_lengths)
     stagnation = (
         (snap.generation > n * (5 + 100 / popsize))
         & ((snap.evaluations - snap.best_evaluation) / popsize > thr.tolstagnation / 2)
@@ -368,17 +368,22 @@ def check(
         tolfun=(fit_range < thr.tolfun) & (hist_range < thr.tolfun),
         tolfunhist=(hist_valid.sum() > 9) & (hist_range < thr.tolfunhist),
         tolx=jnp.all(scaled_stds < thr.tolx) & jnp.all(snap.sigma * snap.pc < thr.tolx),
-        tolupsigma=snap.sigma / snap.axis_lengths[-1] > snap.sigma0 * thr.tolupsigma,
+        tolupsigma=snap.sigma / longest > snap.sigma0 * thr.tolupsigma,
         tolfacupx=jnp.any(scaled_stds > snap.sigma0 * thr.tolfacupx),
         tolstagnation=stagnation,
-        tolconditioncov=snap.axis_lengths[-1]
-        > jnp.sqrt(thr.tolconditioncov) * snap.axis_lengths[0],
-        noeffectaxis=thr.noeffectaxis & jnp.all(snap.mean == snap.mean + axis_step),
+        tolconditioncov=longest > jnp.sqrt(thr.tolconditioncov) * shortest,
+        noeffectaxis=_no_effect_axis(snap, thr),
         noeffectcoord=thr.noeffectcoord & jnp.any(snap.mean == snap.mean + 0.2 * scaled_stds),
         tolflatfitness=term.flat_generations > thr.tolflatfitness,
         nonfinite=term.flags.nonfinite,
     )
     return term._replace(flags=flags)
+
+
+def _no_effect_axis(snap: Snapshot, thr: Thresholds) -> Array:
+    if snap.axis_probe is None:
+        return jnp.zeros((), bool)
+    return thr.noeffectaxis & jnp.all(snap.mean == snap.mean + 0.1 * snap.sigma * snap.axis_probe)
 
 
 def stop_reasons(flags: StopFlags) -> list[str]:

@@ -8,63 +8,75 @@ import pytest
 
 import cmajax
 
+FACTORIES = [cmajax.cma_es, cmajax.sep_cma_es, cmajax.lm_ma_es]
+each_strategy = pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+
 
 @pytest.mark.parametrize("sigma0", [0.0, -1.0, math.nan, math.inf])
-def test_bad_sigma0(sigma0):
+@each_strategy
+def test_bad_sigma0(factory, sigma0):
     with pytest.raises(ValueError, match="sigma0 must be finite and > 0"):
-        cmajax.cma_es(sigma0)
+        factory(sigma0)
 
 
-def test_bad_sigma0_in_init():
-    es = cmajax.cma_es(1.0)
+@each_strategy
+def test_bad_sigma0_in_init(factory):
+    es = factory(1.0)
     with pytest.raises(ValueError, match="sigma0 must be finite and > 0"):
         es.init(jnp.zeros(3), sigma0=-2.0)
 
 
-def test_non_numeric_sigma0():
+@each_strategy
+def test_non_numeric_sigma0(factory):
     with pytest.raises(TypeError, match="sigma0 must be a positive number"):
-        cmajax.cma_es("big")
+        factory("big")
 
 
 @pytest.mark.parametrize("popsize", [1, 0, -3])
-def test_popsize_below_two(popsize):
+@each_strategy
+def test_popsize_below_two(factory, popsize):
     with pytest.raises(ValueError, match="popsize must be >= 2"):
-        cmajax.cma_es(1.0, popsize=popsize)
+        factory(1.0, popsize=popsize)
 
 
-def test_popsize_not_int():
+@each_strategy
+def test_popsize_not_int(factory):
     with pytest.raises(TypeError, match="popsize must be an int"):
-        cmajax.cma_es(1.0, popsize=10.5)
+        factory(1.0, popsize=10.5)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_x0(bad):
-    es = cmajax.cma_es(1.0)
+@each_strategy
+def test_non_finite_x0(factory, bad):
+    es = factory(1.0)
     with pytest.raises(ValueError, match="x0 must be finite"):
         es.init(jnp.array([0.0, bad, 1.0]))
 
 
-def test_integer_leaf():
-    es = cmajax.cma_es(1.0)
+@each_strategy
+def test_integer_leaf(factory):
+    es = factory(1.0)
     with pytest.raises(TypeError, match="not a real floating type"):
         es.init({"w": jnp.zeros(3), "steps": jnp.arange(3)})
 
 
-def test_empty_leaf():
-    es = cmajax.cma_es(1.0)
+@each_strategy
+def test_empty_leaf(factory):
+    es = factory(1.0)
     with pytest.raises(ValueError, match="empty leaf"):
         es.init({"w": jnp.zeros(3), "b": jnp.zeros(0)})
 
 
-def test_empty_pytree():
-    es = cmajax.cma_es(1.0)
+@each_strategy
+def test_empty_pytree(factory):
+    es = factory(1.0)
     with pytest.raises(ValueError, match="no array leaves"):
         es.init({})
 
 
-@pytest.fixture(scope="module")
-def asked():
-    es = cmajax.cma_es(1.0)
+@pytest.fixture(scope="module", params=FACTORIES, ids=lambda f: f.__name__)
+def asked(request):
+    es = request.param(1.0)
     state = es.init(jnp.zeros(4))
     return es, state, es.ask(jax.random.key(0), state)
 
@@ -101,20 +113,38 @@ def test_errors_raise_at_trace_time(asked):
         jax.jit(es.tell).lower(state, pop, jnp.zeros(5))
 
 
-def test_bad_termination_option():
+@each_strategy
+def test_bad_termination_option(factory):
     with pytest.raises(TypeError, match="TerminationOptions"):
-        cmajax.cma_es(1.0, termination={"tolx": 1e-3})
-    es = cmajax.cma_es(1.0, termination=cmajax.TerminationOptions(tolfun=-1.0))
+        factory(1.0, termination={"tolx": 1e-3})
+    es = factory(1.0, termination=cmajax.TerminationOptions(tolfun=-1.0))
     with pytest.raises(ValueError, match="tolfun must be >= 0"):
         es.init(jnp.zeros(2))
 
 
+@pytest.mark.parametrize("factory", [cmajax.cma_es, cmajax.sep_cma_es], ids=lambda f: f.__name__)
 @pytest.mark.parametrize("name", ["rank_one_factor", "rank_mu_factor", "damping_factor"])
-def test_bad_learning_rate_factor(name):
+def test_bad_learning_rate_factor(factory, name):
     with pytest.raises(ValueError, match=name):
-        cmajax.cma_es(1.0, **{name: -0.5})
+        factory(1.0, **{name: -0.5})
 
 
 def test_unknown_factorization():
     with pytest.raises(ValueError, match='factorization must be "eigh" or "cholesky"'):
         cmajax.cma_es(1.0, factorization="svd")
+
+
+@pytest.mark.parametrize("memory", [0, -1])
+def test_lm_memory_below_one(memory):
+    with pytest.raises(ValueError, match="memory must be >= 1"):
+        cmajax.lm_ma_es(1.0, memory=memory)
+
+
+def test_lm_memory_not_int():
+    with pytest.raises(TypeError, match="memory must be an int"):
+        cmajax.lm_ma_es(1.0, memory=2.5)
+
+
+def test_lm_one_dimension():
+    with pytest.raises(ValueError, match="n >= 2"):
+        cmajax.lm_ma_es(1.0).init(jnp.zeros(1))
