@@ -38,7 +38,7 @@ from cmajax.bookkeeping import (
     register,
     start,
 )
-from cmajax.parameters import cma_parameters
+from cmajax.parameters import CMAParameters, cma_parameters
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
@@ -57,6 +57,16 @@ class Constants:
     cs: Array
     damps: Array
     chi_n: Array
+
+    @classmethod
+    def of(cls, parameters: CMAParameters, dtype: Any) -> Constants:
+        """The arrays of ``parameters`` (full or separable) in ``dtype``."""
+        return cls(
+            **{
+                f.name: jnp.asarray(getattr(parameters, f.name), dtype)
+                for f in dataclasses.fields(cls)
+            }
+        )
 
 
 register(Constants, meta=())
@@ -216,13 +226,7 @@ def cma_es(
         n = layout_of(x0)[0].size
         p = parameters(n)
         common, dtype = start(x0, s0, p.popsize, termination)
-        consts = Constants(
-            weights=jnp.asarray(p.weights, dtype),
-            **{
-                k: jnp.asarray(getattr(p, k), dtype)
-                for k in ("mueff", "cc", "c1", "cmu", "cs", "damps", "chi_n")
-            },
-        )
+        consts = Constants.of(p, dtype)
         zeros = jnp.zeros((n,), dtype)
         eye = jnp.eye(n, dtype=dtype)
         int_zero = jnp.zeros((), jnp.int32)

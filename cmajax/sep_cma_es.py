@@ -39,28 +39,12 @@ from cmajax.bookkeeping import (
     register,
     start,
 )
+from cmajax.cma_es import Constants
 from cmajax.parameters import sep_cma_parameters
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
 HIGHEST = jax.lax.Precision.HIGHEST
-
-
-@dataclasses.dataclass(frozen=True)
-class SepConstants:
-    """Strategy constants of one separable run, stored as arrays."""
-
-    weights: Array
-    mueff: Array
-    cc: Array
-    c1: Array
-    cmu: Array
-    cs: Array
-    damps: Array
-    chi_n: Array
-
-
-register(SepConstants, meta=())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +62,7 @@ class SepCMAState(RunState):
     D: Array
     ps: Array
     pc: Array
-    constants: SepConstants
+    constants: Constants
 
 
 register(SepCMAState)
@@ -150,13 +134,7 @@ def sep_cma_es(
             active=active,
         )
         common, dtype = start(x0, s0, p.popsize, termination)
-        consts = SepConstants(
-            weights=jnp.asarray(p.weights, dtype),
-            **{
-                k: jnp.asarray(getattr(p, k), dtype)
-                for k in ("mueff", "cc", "c1", "cmu", "cs", "damps", "chi_n")
-            },
-        )
+        consts = Constants.of(p, dtype)
         zeros = jnp.zeros((n,), dtype)
         return SepCMAState(**common, D=jnp.ones((n,), dtype), ps=zeros, pc=zeros, constants=consts)
 
