@@ -197,3 +197,38 @@ def test_restarts_accept_the_large_scale_strategies():
         strategy_factory=lambda lam: cmajax.sep_cma_es(2.0, popsize=lam),
     )
     assert int(np.sum(np.asarray(result.best_fitness) <= 1e-8)) >= 3, result.best_fitness
+
+
+def test_lm_ma_es_equals_the_papers_loop():
+    """60 generations on a 40-D ellipsoid equal Algorithm 1 of Loshchilov et al. (2019) written
+    as the paper's loops in NumPy, fed the same z (float64): the m rank-one steps per candidate,
+    the min(t, m) active directions, z_w, the paths and σ."""
+    with jax.enable_x64(True):
+        n, generations = 40, 60
+        es = cmajax.lm_ma_es(1.0, termination=cmajax.TerminationOptions.never())
+        state = es.init(jnp.full(n, 3.0))
+        lam, m = state.constants.weights.shape[0], state.V.shape[0]
+        w = np.asarray(state.constants.weights)[: lam // 2]
+        mueff = 1 / np.sum(w**2)
+        cs, cc, cd = 2 * lam / n, lam / (n * 4.0 ** np.arange(m)), 1 / (n * 1.5 ** np.arange(m))
+        mean, sigma, ps, M = np.full(n, 3.0), 1.0, np.zeros(n), np.zeros((m, n))
+        ask, tell = jax.jit(es.ask), jax.jit(es.tell)
+        for t, key in enumerate(jax.random.split(jax.random.key(0), generations)):
+            population = ask(key, state)
+            z = np.asarray(jax.random.normal(key, (lam, n), jnp.float64))
+            d = z.copy()
+            for k in range(lam):
+                for j in range(min(t, m)):
+                    d[k] = (1 - cd[j]) * d[k] + cd[j] * M[j] * np.dot(M[j], d[k])
+            np.testing.assert_allclose(population, mean + sigma * d, rtol=1e-9, atol=1e-9)
+            fitness = np.asarray(functions.ellipsoid(population))
+            state = tell(state, population, jnp.asarray(fitness))
+            best = np.argsort(fitness)[: lam // 2]
+            mean = mean + sigma * (w @ d[best])
+            z_w = w @ z[best]
+            ps = (1 - cs) * ps + np.sqrt(mueff * cs * (2 - cs)) * z_w
+            M = (1 - cc)[:, None] * M + np.sqrt(mueff * cc * (2 - cc))[:, None] * z_w
+            sigma *= np.exp(cs / 2 * (np.sum(ps**2) / n - 1))
+        np.testing.assert_allclose(state.mean, mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(state.V, M, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(state.sigma, sigma, rtol=1e-10)
