@@ -336,3 +336,52 @@ def cmajax_strategy(sigma0: float, **kwargs: Any):
     import cmajax
 
     return cmajax.cma_es(sigma0=sigma0, termination=cmajax.TerminationOptions.never(), **kwargs)
+
+
+def script_parser(description: str, quick_help: str = "tiny sizes for a smoke check"):
+    """An ``argparse`` parser with the options every script has: ``--quick`` and ``--out``."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results",
+        help="output folder (default: benchmarks/results)",
+    )
+    return parser
+
+
+def prepare(quick: bool) -> None:
+    """Start a script: no waiting for a quiet machine in a smoke check; stop if cmajax is absent."""
+    if quick:
+        set_load_control(retries=0, max_wait_s=0.0, budget_s=0.0)
+    available, reason = cmajax_status()
+    if not available:
+        raise SystemExit(f"cmajax is not available: {reason}")
+
+
+def finish_figure(fig, machine: dict[str, Any], path) -> None:
+    """Title a figure with the machine (CPU times are indicative only), save and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(
+        f"{machine['cpu']}, {machine['cpu_count']} cores ({machine['jax_backend']}): "
+        "absolute times indicative only"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(doc: dict[str, Any], out, stem: str, markdown: Callable, plot: Callable) -> None:
+    """Write ``stem``.json, ``stem``.md (``markdown(doc)``) and ``stem``.png into ``out``."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(markdown(doc), encoding="utf-8")
+    plot(doc, out / f"{stem}.png")
+    log(f"wrote {out / f'{stem}.md'}, {stem}.json, {stem}.png")

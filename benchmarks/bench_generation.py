@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import math
 import os
 import sys
@@ -490,35 +489,17 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     plot_single(left, doc["single"])
     plot_batched(right, doc["batched"])
-    machine = doc["machine"]
-    fig.suptitle(
-        f"{machine['cpu']}, {machine['cpu_count']} cores ({machine['jax_backend']}): "
-        "absolute times indicative only"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    bu.finish_figure(fig, doc["machine"], path)
 
 
 def write_outputs(doc: dict[str, Any], out: Path) -> None:
     """Write generation.json, generation.md and generation.png into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "generation.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    (out / "generation.md").write_text(markdown_report(doc), encoding="utf-8")
-    plot(doc, out / "generation.png")
-    bu.log(f"wrote {out / 'generation.md'}, generation.json, generation.png")
+    bu.write_outputs(doc, out, "generation", markdown_report, plot)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke check")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).resolve().parent / "results",
-        help="output folder (default: benchmarks/results)",
-    )
+    parser = bu.script_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--x64", action="store_true", help="run the JAX peers in float64")
     return parser.parse_args(argv)
 

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -211,25 +210,14 @@ def markdown_report(doc: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke check")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).resolve().parent / "results",
-        help="output folder (default: benchmarks/results)",
-    )
+    parser = bu.script_parser(__doc__.split("\n\n")[0])
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = parse_args(argv)
-    if args.quick:  # smoke check: no waiting for a quiet machine
-        bu.set_load_control(retries=0, max_wait_s=0.0, budget_s=0.0)
-    available, reason = bu.cmajax_status()
-    if not available:
-        sys.exit(f"cmajax is not available: {reason}")
+    bu.prepare(args.quick)
     doc = run_all(QUICK if args.quick else FULL)
     doc["machine"] = bu.machine_info()
     doc["waited_for_quiet_s"] = bu.LoadControl.waited_s

@@ -349,10 +349,10 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
         last_decomposition=_stamp(due, generation, state.last_decomposition),
         last_eigen=_stamp(due_eigen, generation, state.last_eigen),
     )
-    return conclude(state, x, ranking, proposal, _diagnostics)
+    return conclude(state, x, ranking, proposal, diagnostics)
 
 
-def _diagnostics(state: CMAState) -> dict[str, Array]:
+def diagnostics(state: CMAState) -> dict[str, Array]:
     """Termination inputs: √C_ii, p_c, √eigenvalues, and principal axis g mod n."""
     i = state.generation % state.mean.shape[0]
     return dict(

@@ -264,10 +264,10 @@ def _tell(state: LMMAState, x: Array, fitness: Array) -> LMMAState:
     G = jnp.matmul(V, V.T, precision=HIGHEST)
     alpha, T = _transform(G, _active_cd(c.cd, state.generation + 1))
     proposal = dict(mean=mean, sigma=sigma, ps=ps, V=V, G=G, alpha=alpha, T=T)
-    return conclude(state, x, ranking, proposal, _diagnostics)
+    return conclude(state, x, ranking, proposal, diagnostics)
 
 
-def _diagnostics(state: LMMAState) -> dict[str, Array | None]:
+def diagnostics(state: LMMAState) -> dict[str, Array | None]:
     """Exact √diag(C) and √eigenvalues of C = AAᵀ = α²I + Vᵀ X V, X = α(T + Tᵀ) + T G Tᵀ."""
     V, G, alpha, T = state.V, state.G, state.alpha, state.T
     m, n = V.shape

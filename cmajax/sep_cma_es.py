@@ -105,7 +105,7 @@ def sep_cma_es(
       >>> state = es.init({"w": jnp.zeros((3, 4)), "b": jnp.zeros(4)})
       >>> pop = es.ask(jax.random.key(0), state)
       >>> pop["w"].shape
-      (8, 3, 4)
+      (12, 3, 4)
       >>> fitness = jax.vmap(lambda p: jnp.sum(p["w"] ** 2) + jnp.sum(p["b"] ** 2))(pop)
       >>> int(es.tell(state, pop, fitness).generation)
       1
@@ -184,9 +184,9 @@ def _tell(state: SepCMAState, x: Array, fitness: Array) -> SepCMAState:
 
     sigma = step_size.csa(state.sigma, ps, c.chi_n, c.cs, c.damps)
     proposal = dict(mean=mean, sigma=sigma, D=D, ps=ps, pc=pc)
-    return conclude(state, x, ranking, proposal, _diagnostics)
+    return conclude(state, x, ranking, proposal, diagnostics)
 
 
-def _diagnostics(state: SepCMAState) -> dict[str, Array | None]:
+def diagnostics(state: SepCMAState) -> dict[str, Array | None]:
     """Termination inputs: D as coordinate stds and axis lengths, p_c back in x-units / σ."""
     return dict(stds=state.D, pc=state.D * state.pc, axis_lengths=state.D, axis_probe=None)
