@@ -11,12 +11,15 @@ functions that can be ``jit``-compiled, ``vmap``-ped over many runs and ``lax.sc
 True
 """
 
-from cmajax import functions
+from cmajax import functions, transforms
 from cmajax.base import Layout, Strategy
 from cmajax.bookkeeping import RunState
+from cmajax.checkpoint import CheckpointError
 from cmajax.cma_es import CMAState, cma_es
 from cmajax.lm_ma_es import LMMAState, lm_ma_es
+from cmajax.minimize import OptimizeResult, minimize
 from cmajax.parameters import CMAParameters, cma_parameters, sep_cma_parameters
+from cmajax.plotting import plot
 from cmajax.restarts import RestartResult, SlotsResult, batched_restarts, bipop, ipop
 from cmajax.run import run
 from cmajax.sep_cma_es import SepCMAState, sep_cma_es
@@ -25,8 +28,10 @@ from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
 __all__ = [
     "CMAParameters",
     "CMAState",
+    "CheckpointError",
     "LMMAState",
     "Layout",
+    "OptimizeResult",
     "RestartResult",
     "RunState",
     "SepCMAState",
@@ -41,9 +46,12 @@ __all__ = [
     "functions",
     "ipop",
     "lm_ma_es",
+    "minimize",
+    "plot",
     "run",
     "sep_cma_es",
     "sep_cma_parameters",
     "stop_reasons",
+    "transforms",
 ]
 __version__ = "0.1.0"

@@ -1,11 +1,11 @@
-"""Minimise the 10-D Rosenbrock function with cmajax and print the result.
+"""Minimise the 10-D Rosenbrock function with cmajax, print the result and plot the run.
 
-Run: python examples/quickstart.py
+Run: python examples/quickstart.py   (the plot needs matplotlib: pip install -e ".[plot]")
 """
 
 import time
+from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 
 import cmajax
@@ -17,21 +17,27 @@ def rosenbrock(x):
 
 
 def main() -> None:
-    es = cmajax.cma_es(sigma0=0.5, termination=cmajax.TerminationOptions(ftarget=1e-8))
-    state = es.init(jnp.zeros(10))
-
-    # The whole run is one compiled lax.scan; generations after a stop leave the state as is.
-    solve = jax.jit(lambda s, key: cmajax.run(es, rosenbrock, s, key, 2000))
     start = time.perf_counter()
-    state = jax.block_until_ready(solve(state, jax.random.key(0)))
+    # Compiled chunks of generations; a progress bar shows in a terminal when tqdm is installed.
+    result = cmajax.minimize(rosenbrock, jnp.zeros(10), sigma0=0.5, ftarget=1e-8)
     seconds = time.perf_counter() - start
 
-    print(f"best f          {float(state.best_fitness):.3e}")
-    print(f"best x          {jnp.round(state.best, 6)}")
-    print(f"evaluations     {int(state.evaluations)} in {int(state.generation)} generations")
-    print(f"stopped because {cmajax.stop_reasons(state.stop)}")
-    print(f"final sigma     {float(state.sigma):.3e}")
+    print(f"best f          {result.fun:.3e}")
+    print(f"best x          {jnp.round(result.x, 6)}")
+    print(f"evaluations     {result.nfev} in {result.nit} generations")
+    print(f"stopped because {sorted(result.stop)} (success: {result.success})")
     print(f"wall time       {seconds:.2f} s (compilation included)")
+
+    try:
+        import matplotlib
+    except ImportError:
+        print('plot skipped: pip install -e ".[plot]" for cmajax.plot')
+        return
+    matplotlib.use("Agg")
+    path = Path(__file__).resolve().parents[1] / "docs" / "quickstart.png"
+    path.parent.mkdir(exist_ok=True)
+    cmajax.plot(result, path)
+    print(f"plot            {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,167 @@
+"""Checkpoints of a ``cmajax.minimize`` run: an ``.npz`` with a recorded schema, no pickle.
+
+A checkpoint holds every array leaf of the run's carry (strategy state, PRNG key data, last
+fitness), the history so far, and one JSON record: the schema version, the set-up it belongs
+to (method, x0's structure and dtypes, seed, options), the shape and dtype of every leaf, and
+a SHA-256 digest of all array bytes. ``load`` checks all of it before building anything, so a
+checkpoint is either loaded whole or rejected with a ``CheckpointError`` saying whether it is
+truncated/corrupted or belongs to another set-up. Files are written to a temporary name and
+renamed, so an interrupted save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from typing import Any
+
+import jax
+import numpy as np
+
+SCHEMA_VERSION = 1
+_META = "meta.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: truncated, corrupted, or from another set-up."""
+
+
+def setup_fingerprint(
+    method: str, state: Any, seed: int, strategy_kwargs: dict, termination_kwargs: dict
+) -> dict[str, Any]:
+    """What a checkpoint must agree with to be resumed by the current call."""
+    layout = state.layout
+    return {
+        "method": method,
+        "structure": str(layout.treedef),
+        "shapes": [list(s) for s in layout.shapes],
+        "dtypes": [str(np.dtype(d)) for d in layout.dtypes],
+        "working_dtype": str(state.mean.dtype),
+        "seed": int(seed),
+        "strategy_options": {k: repr(v) for k, v in sorted(strategy_kwargs.items())},
+        "termination_options": {k: repr(v) for k, v in sorted(termination_kwargs.items())},
+    }
+
+
+def _arrays(carry: Any) -> tuple[list[np.ndarray], str]:
+    """Leaves of the carry as NumPy arrays (PRNG keys as their raw data) and the key impl."""
+    impl = ""
+    out = []
+    for leaf in jax.tree.leaves(carry):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            impl = str(jax.random.key_impl(leaf))
+            leaf = jax.random.key_data(leaf)
+        out.append(np.asarray(jax.device_get(leaf)))
+    return out, impl
+
+
+def _digest(arrays: list[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def save(path: str | os.PathLike, setup: dict, carry: Any, rows: list[dict]) -> None:
+    """Write the run's carry and history to ``path`` atomically."""
+    leaves, impl = _arrays(carry)
+    history = {}
+    if rows:
+        history = {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
+    names = sorted(history)
+    arrays = leaves + [history[n] for n in names]
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "setup": setup,
+        "key_impl": impl,
+        "leaves": [[list(a.shape), a.dtype.str] for a in leaves],
+        "history": [[n, list(history[n].shape), history[n].dtype.str] for n in names],
+        "sha256": _digest(arrays),
+    }
+    payload = {f"leaf_{i:04d}": a for i, a in enumerate(leaves)}
+    payload.update({f"history_{n}": history[n] for n in names})
+    payload[_META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **payload)
+    os.replace(tmp, path)
+
+
+def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupted (cannot read it: {err})."
+        ) from err
+    try:
+        meta = json.loads(arrays.pop(_META).tobytes().decode())
+    except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupted (no readable schema record)."
+        ) from err
+    return meta, arrays
+
+
+def load(path: str | os.PathLike, setup: dict, template: Any) -> tuple[Any, Any, Any, list]:
+    """Read ``path`` and return (state, key, fitness, history rows) shaped like ``template``.
+
+    Raises ``CheckpointError`` when the file is truncated or corrupted (unreadable archive,
+    missing entries, digest mismatch), from another schema version, or from another set-up
+    (the message names the first field that differs); nothing is loaded partially.
+    """
+    path = os.fspath(path)
+    meta, arrays = _read(path)
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has schema version {meta.get('schema_version')}, this cmajax "
+            f"reads version {SCHEMA_VERSION}."
+        )
+    for field, expected in setup.items():
+        found = meta.get("setup", {}).get(field)
+        if found != expected:
+            raise CheckpointError(
+                f"checkpoint {path} is mismatched: its {field} is {found!r}, this call has "
+                f"{expected!r}; resume with the same method, x0 structure, dtype, seed and options."
+            )
+    try:
+        leaves = [arrays[f"leaf_{i:04d}"] for i in range(len(meta["leaves"]))]
+        names = [entry[0] for entry in meta["history"]]
+        history = {n: arrays[f"history_{n}"] for n in names}
+    except KeyError as err:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupted ({err} missing)."
+        ) from err
+    for leaf, (shape, dtype) in zip(leaves, meta["leaves"], strict=True):
+        if list(leaf.shape) != shape or leaf.dtype.str != dtype:
+            raise CheckpointError(f"checkpoint {path} is corrupted (a leaf's shape or dtype).")
+    if _digest(leaves + [history[n] for n in names]) != meta.get("sha256"):
+        raise CheckpointError(f"checkpoint {path} is corrupted (its contents fail the digest).")
+
+    template_leaves, treedef = jax.tree.flatten(template)
+    if len(template_leaves) != len(leaves):
+        raise CheckpointError(
+            f"checkpoint {path} is mismatched: {len(leaves)} arrays, this run has "
+            f"{len(template_leaves)}."
+        )
+    restored = []
+    for stored, like in zip(leaves, template_leaves, strict=True):
+        if jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
+            restored.append(jax.random.wrap_key_data(stored, impl=meta["key_impl"]))
+            continue
+        if stored.shape != like.shape or stored.dtype != like.dtype:
+            raise CheckpointError(
+                f"checkpoint {path} is mismatched: an array of shape {stored.shape} "
+                f"{stored.dtype} where this run has {like.shape} {like.dtype}."
+            )
+        restored.append(jax.numpy.asarray(stored))
+    state, key, fitness = jax.tree.unflatten(treedef, restored)
+    rows = [history] if history else []
+    return state, key, fitness, rows

@@ -1,0 +1,61 @@
+"""pycma-style plots of a ``cmajax.minimize`` run (needs the ``plot`` extra: matplotlib)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+
+def _history(result_or_history: Any) -> dict[str, np.ndarray]:
+    history = getattr(result_or_history, "history", result_or_history)
+    if not isinstance(history, dict) or "sigma" not in history:
+        raise ValueError(
+            "plot needs a minimize() result, or its .history, recorded without restarts "
+            "(restarts keep one row per run, not per generation)."
+        )
+    if len(history["sigma"]) == 0:
+        raise ValueError("the history is empty: the run recorded no generation.")
+    return history
+
+
+def plot(result_or_history: Any, path: str | os.PathLike | None = None):
+    """Four panels like pycma's ``cma.plot()``; returns the matplotlib figure.
+
+    1. f-values on a log scale (best so far minus the overall best, this generation's median
+       minus it, both + 1e-16 so zero stays visible), with σ and the axis ratio;
+    2. the mean's coordinates (the first ones for large n);
+    3. principal axis lengths: square roots of the eigenvalues of C (or of the tracked
+       spectrum, for the large-scale variants);
+    4. coordinate standard deviations σ·√C_ii, on a log scale.
+
+    ``path`` saves the figure (e.g. a PNG). Works headless (use the Agg backend there).
+    """
+    import matplotlib.pyplot as plt
+
+    h = _history(result_or_history)
+    evals = h["evaluations"]
+    fbest = np.min(h["best_fitness"])
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    ax = axes[0, 0]
+    ax.semilogy(evals, h["best_fitness"] - fbest + 1e-16, label="best f − min f")
+    ax.semilogy(evals, np.abs(h["median_fitness"] - fbest) + 1e-16, label="|median f − min f|")
+    ax.semilogy(evals, h["sigma"], label="σ")
+    ax.semilogy(evals, h["axis_ratio"], label="axis ratio")
+    ax.set_title(f"f-values (min f = {fbest:.6g}), σ and axis ratio")
+    ax.legend(loc="best", fontsize="small")
+    axes[0, 1].plot(evals, h["mean"])
+    axes[0, 1].set_title("mean coordinates")
+    axes[1, 0].semilogy(evals, h["axis_lengths"])
+    axes[1, 0].set_title("principal axis lengths (√eigenvalues of C)")
+    axes[1, 1].semilogy(evals, h["stds"])
+    axes[1, 1].set_title("standard deviations σ·√C_ii")
+    for a in axes.ravel():
+        a.grid(True, which="both", alpha=0.3)
+    for a in axes[1]:
+        a.set_xlabel("evaluations")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
