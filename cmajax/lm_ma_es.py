@@ -22,8 +22,10 @@ How cmajax computes it, with the same numbers as the paper's loop:
   undoing the P_j one at a time (Sherman-Morrison, O(mn)).
 - The diagonal of C = AAᵀ (for ``tolx``, ``tolfacupx`` and ``noeffectcoord``) costs O(nm²),
   and the eigenvalues of C (for ``tolconditioncov`` and ``tolupsigma``) follow from an m×m
-  eigenproblem: C − α²I = Vᵀ X V has the spectrum of G^(1/2) X G^(1/2). ``noeffectaxis`` is
-  off, as pycma turns it off for its separable mode.
+  eigenproblem: C − α²I = Vᵀ X V has the spectrum of G^(1/2) X G^(1/2). Both are refreshed
+  every m generations (C changes at rates of order 1/n), so these criteria may fire up to m
+  generations late, as full CMA-ES's eigen-based ones do with ``factorization="cholesky"``.
+  ``noeffectaxis`` is off, as pycma turns it off for its separable mode.
 
 Departures from the paper, each for robustness where its constants leave their range: learning
 rates above 1 (c_σ when λ > n/2, c_c,j when λ > n/4^(j−1)) are capped at 1, and the change of
@@ -43,6 +45,7 @@ import numpy as np
 from cmajax import step_size
 from cmajax import termination as term_lib
 from cmajax.base import PyTree, Strategy, layout_of
+from cmajax.batching import lazy_cond
 from cmajax.bookkeeping import (
     RunState,
     check_factory_args,
@@ -92,16 +95,18 @@ class LMMAState(RunState):
     Attributes:
       ps: (n,) step-size evolution path.
       V: (m, n) direction vectors v_j (the paper's M_j).
-      G: (m, m) their Gram matrix V Vᵀ.
-      alpha, T: A = αI + Vᵀ T V, the transformation of this generation's samples.
+      G: (m, m) their Gram matrix V Vᵀ (kept: O(nm²) to recompute).
+      stds: (n,) √diag(C), refreshed every m generations (termination reads it).
+      axis_lengths: square roots of the eigenvalues of C (those of the learned subspace and α),
+        refreshed with ``stds``.
       constants: learning rates and weights.
     """
 
     ps: Array
     V: Array
     G: Array
-    alpha: Array
-    T: Array
+    stds: Array
+    axis_lengths: Array
     constants: LMConstants
 
 
@@ -178,8 +183,8 @@ def lm_ma_es(
             ps=jnp.zeros((n,), dtype),
             V=jnp.zeros((m, n), dtype),
             G=jnp.zeros((m, m), dtype),
-            alpha=jnp.ones((), dtype),
-            T=jnp.zeros((m, m), dtype),
+            stds=jnp.ones((n,), dtype),
+            axis_lengths=jnp.ones((m + 1 if n > m else m,), dtype),
             constants=consts,
         )
 
@@ -187,9 +192,10 @@ def lm_ma_es(
         """λ candidates x_k = m + σ A z_k, z_k ~ N(0, I), A = αI + Vᵀ T V."""
         lam = state.constants.weights.shape[0]
         z = jax.random.normal(key, (lam, state.mean.shape[0]), state.mean.dtype)
+        alpha, T = _transform(state.G, _active_cd(state.constants.cd, state.generation))
         coefficients = jnp.matmul(z, state.V.T, precision=HIGHEST)  # (λ, m)
-        coefficients = jnp.matmul(coefficients, state.T.T, precision=HIGHEST)
-        d = state.alpha * z + jnp.matmul(coefficients, state.V, precision=HIGHEST)
+        coefficients = jnp.matmul(coefficients, T.T, precision=HIGHEST)
+        d = alpha * z + jnp.matmul(coefficients, state.V, precision=HIGHEST)
         return state.layout.unravel(state.mean + state.sigma * d)
 
     def tell(state: LMMAState, population: PyTree, fitness: Array) -> LMMAState:
@@ -262,14 +268,33 @@ def _tell(state: LMMAState, x: Array, fitness: Array) -> LMMAState:
     sigma = step_size.clip_sigma(state.sigma * jnp.exp(log_change))
 
     G = jnp.matmul(V, V.T, precision=HIGHEST)
-    alpha, T = _transform(G, _active_cd(c.cd, state.generation + 1))
-    proposal = dict(mean=mean, sigma=sigma, ps=ps, V=V, G=G, alpha=alpha, T=T)
+    generation = state.generation + 1
+    stds, axis_lengths = lazy_cond(
+        generation % V.shape[0] == 0,
+        lambda op: spectrum(*op[:3]),
+        lambda op: op[3:],
+        (V, G, _active_cd(c.cd, generation), state.stds, state.axis_lengths),
+    )
+    proposal = dict(mean=mean, sigma=sigma, ps=ps, V=V, G=G, stds=stds, axis_lengths=axis_lengths)
     return conclude(state, x, ranking, proposal, diagnostics)
 
 
 def diagnostics(state: LMMAState) -> dict[str, Array | None]:
-    """Exact √diag(C) and √eigenvalues of C = AAᵀ = α²I + Vᵀ X V, X = α(T + Tᵀ) + T G Tᵀ."""
-    V, G, alpha, T = state.V, state.G, state.alpha, state.T
+    """Termination inputs: the stored √diag(C) and axis lengths (refreshed every m generations)."""
+    return dict(
+        stds=state.stds,
+        pc=jnp.zeros_like(state.ps),
+        axis_lengths=state.axis_lengths,
+        axis_probe=None,
+    )
+
+
+def spectrum(V: Array, G: Array, cd: Array) -> tuple[Array, Array]:
+    """Exact √diag(C) and √eigenvalues of C = AAᵀ = α²I + Vᵀ X V, X = α(T + Tᵀ) + T G Tᵀ.
+
+    ``cd`` are the active c_d,j of the generation whose A is meant (``_active_cd``).
+    """
+    alpha, T = _transform(G, cd)
     m, n = V.shape
     X = alpha * (T + T.T) + jnp.matmul(jnp.matmul(T, G, precision=HIGHEST), T.T, precision=HIGHEST)
     variances = alpha**2 + jnp.sum(V * jnp.matmul(X, V, precision=HIGHEST), axis=0)
@@ -281,9 +306,4 @@ def diagnostics(state: LMMAState) -> dict[str, Array | None]:
     if n > m:
         eig = jnp.concatenate([eig, alpha[None] ** 2])
     tiny = jnp.finfo(V.dtype).tiny
-    return dict(
-        stds=jnp.sqrt(jnp.maximum(variances, tiny)),
-        pc=jnp.zeros_like(state.ps),
-        axis_lengths=jnp.sqrt(jnp.maximum(eig, tiny)),
-        axis_probe=None,
-    )
+    return jnp.sqrt(jnp.maximum(variances, tiny)), jnp.sqrt(jnp.maximum(eig, tiny))

@@ -101,10 +101,7 @@ def test_lm_transformation_equals_product_of_rank_one_steps():
         V = rng.normal(size=state.V.shape)
         cd = np.asarray(state.constants.cd)
         G = jnp.asarray(V @ V.T)
-        alpha, T = lm_module._transform(G, lm_module._active_cd(cd, generation))
-        state = state.replace(
-            V=jnp.asarray(V), G=G, alpha=alpha, T=T, generation=jnp.asarray(generation, jnp.int32)
-        )
+        state = state.replace(V=jnp.asarray(V), G=G, generation=jnp.asarray(generation, jnp.int32))
         A = np.eye(n)
         for j in range(min(generation, V.shape[0])):  # P_j = (1 − c_d,j) I + c_d,j v_j v_jᵀ
             A = ((1 - cd[j]) * np.eye(n) + cd[j] * np.outer(V[j], V[j])) @ A
@@ -115,12 +112,12 @@ def test_lm_transformation_equals_product_of_rank_one_steps():
         d = rng.normal(size=n)
         undone = lm_module._inverse_apply(state, jnp.asarray(d))
         np.testing.assert_allclose(undone, np.linalg.solve(A, d), rtol=1e-10, atol=1e-12)
-        diag = lm_module.diagnostics(state)
+        stds, axis_lengths = lm_module.spectrum(state.V, G, lm_module._active_cd(cd, generation))
         C = A @ A.T
-        np.testing.assert_allclose(diag["stds"], np.sqrt(np.diag(C)), rtol=1e-12)
+        np.testing.assert_allclose(stds, np.sqrt(np.diag(C)), rtol=1e-12)
         axes = np.sqrt(np.linalg.eigvalsh(C))
-        np.testing.assert_allclose(np.max(diag["axis_lengths"]), axes.max(), rtol=1e-10)
-        np.testing.assert_allclose(np.min(diag["axis_lengths"]), axes.min(), rtol=1e-10)
+        np.testing.assert_allclose(np.max(axis_lengths), axes.max(), rtol=1e-10)
+        np.testing.assert_allclose(np.min(axis_lengths), axes.min(), rtol=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -152,9 +149,16 @@ def test_vmap_of_runs_equals_single_runs(run_jit, factory):
     )(x0s, keys)
     for i in range(3):
         single = run_jit(es, functions.ellipsoid, es.init(x0s[i]), keys[i], 25)
-        chex.assert_trees_all_close(
-            single, jax.tree.map(lambda b, i=i: b[i], batched), rtol=1e-4, atol=1e-6
-        )
+        member = jax.tree.map(lambda b, i=i: b[i], batched)
+        if hasattr(single, "axis_lengths"):
+            # float32 eigenvalues carry an absolute rounding of eps·(largest): compare them
+            # relative to the largest, as tests/test_transformations.py does for full CMA-ES.
+            scale = float(np.max(single.axis_lengths))
+            np.testing.assert_allclose(
+                member.axis_lengths, single.axis_lengths, rtol=1e-4, atol=1e-4 * scale
+            )
+            single, member = (s.replace(axis_lengths=None) for s in (single, member))
+        chex.assert_trees_all_close(single, member, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("factory", [cmajax.sep_cma_es, cmajax.lm_ma_es])
@@ -232,3 +236,9 @@ def test_lm_ma_es_equals_the_papers_loop():
         np.testing.assert_allclose(state.mean, mean, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(state.V, M, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(state.sigma, sigma, rtol=1e-10)
+        # Generation 60 is a multiple of m = 15: termination reads the current spectrum.
+        cd_now = np.where(np.arange(m) < generations, cd, 0.0)
+        A = np.eye(n)
+        for j in range(m):
+            A = ((1 - cd_now[j]) * np.eye(n) + cd_now[j] * np.outer(M[j], M[j])) @ A
+        np.testing.assert_allclose(state.stds, np.sqrt(np.diag(A @ A.T)), rtol=1e-9)
