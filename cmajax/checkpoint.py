@@ -3,15 +3,18 @@
 A checkpoint holds every array leaf of the run's carry (strategy state, PRNG key data, last
 fitness), the history so far, and one JSON record: the schema version, the set-up it belongs
 to (method, x0's structure and dtypes, seed, options), the shape and dtype of every leaf, and
-a SHA-256 digest of all array bytes. ``load`` checks all of it before building anything, so a
-checkpoint is either loaded whole or rejected with a ``CheckpointError`` saying whether it is
-truncated/corrupted or belongs to another set-up. Files are written to a temporary name and
-renamed, so an interrupted save leaves the previous checkpoint intact.
+a SHA-256 digest of all array bytes. The archive's comment holds a SHA-256 digest of every byte
+of the file before it, so a flipped bit anywhere, a truncation, or a member added, removed or
+replaced is caught before the archive is parsed. ``load`` checks all of it before building
+anything, so a checkpoint is either loaded whole or rejected with a ``CheckpointError`` saying
+whether it is truncated/corrupted or belongs to another set-up. Files are written to a
+temporary name and renamed, so an interrupted save leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -20,8 +23,11 @@ from typing import Any
 import jax
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _META = "meta.json"
+# The archive comment: this prefix, then the hex SHA-256 of every byte of the file before it.
+_TRAILER = b"cmajax-checkpoint-sha256:"
+_HEX = 64
 
 
 class CheckpointError(ValueError):
@@ -87,25 +93,48 @@ def save(path: str | os.PathLike, setup: dict, carry: Any, rows: list[dict]) -> 
     path = os.fspath(path)
     tmp = path + ".tmp"
     with open(tmp, "wb") as handle:
-        np.savez(handle, **payload)
+        handle.write(_sealed(payload))
     os.replace(tmp, path)
 
 
+def _sealed(payload: dict[str, np.ndarray]) -> bytes:
+    """The ``.npz`` bytes of ``payload`` whose comment is the digest of all bytes before it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in payload.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+        archive.comment = _TRAILER + b"0" * _HEX  # a placeholder of the digest's length
+    body = buffer.getvalue()[:-_HEX]
+    return body + hashlib.sha256(body).hexdigest().encode()
+
+
+def _unsealed(path: str) -> bytes:
+    """The file's bytes after checking the digest in its comment (``CheckpointError`` if not)."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    body, digest = raw[:-_HEX], raw[-_HEX:]
+    if len(raw) <= len(_TRAILER) + _HEX or not body.endswith(_TRAILER):
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupted (its digest record is missing; it may "
+            f"also come from a cmajax before checkpoint schema version {SCHEMA_VERSION})."
+        )
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        raise CheckpointError(f"checkpoint {path} is corrupted (its bytes fail the digest).")
+    return raw
+
+
 def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    raw = _unsealed(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupted (cannot read it: {err})."
-        ) from err
-    try:
         meta = json.loads(arrays.pop(_META).tobytes().decode())
-    except (KeyError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        if not isinstance(meta, dict):
+            raise TypeError("the schema record is not a JSON object")
+    except Exception as err:  # noqa: BLE001  any parse failure of sealed bytes is corruption
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupted (no readable schema record)."
+            f"checkpoint {path} is truncated or corrupted (cannot read it: {err!r})."
         ) from err
     return meta, arrays
 
@@ -113,12 +142,25 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
 def load(path: str | os.PathLike, setup: dict, template: Any) -> tuple[Any, Any, Any, list]:
     """Read ``path`` and return (state, key, fitness, history rows) shaped like ``template``.
 
-    Raises ``CheckpointError`` when the file is truncated or corrupted (unreadable archive,
-    missing entries, digest mismatch), from another schema version, or from another set-up
-    (the message names the first field that differs); nothing is loaded partially.
+    Raises ``CheckpointError`` when the file is truncated or corrupted (a flipped byte anywhere,
+    missing or extra entries, a digest mismatch), from another schema version, or from another
+    set-up (the message names the first field that differs). Nothing is loaded partially, and
+    no other exception escapes for any content of the file.
     """
     path = os.fspath(path)
     meta, arrays = _read(path)
+    try:
+        return _restore(path, meta, arrays, setup, template)
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001  a record that passed the digests yet is inconsistent
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted (its record is inconsistent: {err!r})."
+        ) from err
+
+
+def _restore(path: str, meta: dict, arrays: dict, setup: dict, template: Any):
+    """``load``'s checks of the schema record against the arrays, the set-up and ``template``."""
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has schema version {meta.get('schema_version')}, this cmajax "
@@ -131,14 +173,16 @@ def load(path: str | os.PathLike, setup: dict, template: Any) -> tuple[Any, Any,
                 f"checkpoint {path} is mismatched: its {field} is {found!r}, this call has "
                 f"{expected!r}; resume with the same method, x0 structure, dtype, seed and options."
             )
-    try:
-        leaves = [arrays[f"leaf_{i:04d}"] for i in range(len(meta["leaves"]))]
-        names = [entry[0] for entry in meta["history"]]
-        history = {n: arrays[f"history_{n}"] for n in names}
-    except KeyError as err:
+    leaf_names = [f"leaf_{i:04d}" for i in range(len(meta["leaves"]))]
+    names = [entry[0] for entry in meta["history"]]
+    expected_names = {*leaf_names, *(f"history_{n}" for n in names)}
+    if set(arrays) != expected_names:
+        missing, extra = sorted(expected_names - set(arrays)), sorted(set(arrays) - expected_names)
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupted ({err} missing)."
-        ) from err
+            f"checkpoint {path} is truncated or corrupted (missing {missing}, unexpected {extra})."
+        )
+    leaves = [arrays[name] for name in leaf_names]
+    history = {n: arrays[f"history_{n}"] for n in names}
     for leaf, (shape, dtype) in zip(leaves, meta["leaves"], strict=True):
         if list(leaf.shape) != shape or leaf.dtype.str != dtype:
             raise CheckpointError(f"checkpoint {path} is corrupted (a leaf's shape or dtype).")

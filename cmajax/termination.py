@@ -255,12 +255,24 @@ def _masked_range(values: Array, valid: Array) -> Array:
     return jnp.where(jnp.any(valid), hi - lo, jnp.inf)
 
 
+def _sorted_median(ordered: Array, count: Array) -> Array:
+    """Median of the first ``count`` (at least 1) entries of the ascending ``ordered``, with
+    numpy's mean of the two middle values for even counts.
+
+    Where a + b overflows (both near the dtype's ±max, so of one sign) the mean is taken as
+    a + (b − a)/2, which cannot; ``0.5*a + 0.5*b`` would not do, since XLA refactors it back.
+    """
+    k = jnp.maximum(count, 1)
+    a, b = ordered[(k - 1) // 2], ordered[k // 2]
+    total = a + b
+    return jnp.where(jnp.isfinite(total), 0.5 * total, a + 0.5 * (b - a))
+
+
 def _masked_median(values: Array, valid_count: Array) -> Array:
     """Median of the first ``valid_count`` entries (numpy's convention for even counts)."""
-    k = jnp.maximum(valid_count, 1)
     idx = jnp.arange(values.shape[0])
-    ordered = jnp.sort(jnp.where(idx < k, values, jnp.inf))
-    return 0.5 * (ordered[(k - 1) // 2] + ordered[k // 2])
+    ordered = jnp.sort(jnp.where(idx < jnp.maximum(valid_count, 1), values, jnp.inf))
+    return _sorted_median(ordered, valid_count)
 
 
 def rank(fitness: Array) -> tuple[Array, Array, Array]:
@@ -279,9 +291,8 @@ def record_generation(
 
     ``generation`` is the count after this generation (pycma ``countiter``).
     """
-    # Median of the finite values, which the sort put first (numpy's even-count convention).
-    k = jnp.maximum(n_finite, 1)
-    median = 0.5 * (fitness_sorted[(k - 1) // 2] + fitness_sorted[k // 2])
+    # Median of the finite values, which the sort put first.
+    median = _sorted_median(fitness_sorted, n_finite)
     best_history = push(term.best_history, fitness_sorted[0])
     record = generation % STAGNATION_RECORD_EVERY == 0
     stag_best = push(term.stagnation_best, fitness_sorted[0], record)
@@ -346,6 +357,12 @@ class Snapshot(NamedTuple):
     n_finite: Array
 
 
+def _on(threshold: Array) -> Array:
+    """False for a criterion switched off: its ±inf is stored as ±max of the dtype, and a
+    degenerate value (an f of exactly −max, a zero axis length) must not trip it."""
+    return jnp.abs(threshold) < jnp.finfo(threshold.dtype).max
+
+
 def check(
     term: TerminationState, snap: Snapshot, thr: Thresholds, popsize: int
 ) -> TerminationState:
@@ -362,19 +379,20 @@ def check(
         & _stagnating(term, thr.tolstagnation, snap.generation)
     )
     flags = StopFlags(
-        ftarget=snap.best_fitness <= thr.ftarget,
-        maxfevals=snap.evaluations - 1 >= thr.maxfevals,
-        maxiter=snap.generation >= thr.maxiter,
+        ftarget=_on(thr.ftarget) & (snap.best_fitness <= thr.ftarget),
+        maxfevals=_on(thr.maxfevals) & (snap.evaluations - 1 >= thr.maxfevals),
+        maxiter=_on(thr.maxiter) & (snap.generation >= thr.maxiter),
         tolfun=(fit_range < thr.tolfun) & (hist_range < thr.tolfun),
         tolfunhist=(hist_valid.sum() > 9) & (hist_range < thr.tolfunhist),
         tolx=jnp.all(scaled_stds < thr.tolx) & jnp.all(snap.sigma * snap.pc < thr.tolx),
-        tolupsigma=snap.sigma / longest > snap.sigma0 * thr.tolupsigma,
-        tolfacupx=jnp.any(scaled_stds > snap.sigma0 * thr.tolfacupx),
-        tolstagnation=stagnation,
-        tolconditioncov=longest > jnp.sqrt(thr.tolconditioncov) * shortest,
+        tolupsigma=_on(thr.tolupsigma) & (snap.sigma / longest > snap.sigma0 * thr.tolupsigma),
+        tolfacupx=_on(thr.tolfacupx) & jnp.any(scaled_stds > snap.sigma0 * thr.tolfacupx),
+        tolstagnation=_on(thr.tolstagnation) & stagnation,
+        tolconditioncov=_on(thr.tolconditioncov)
+        & (longest > jnp.sqrt(thr.tolconditioncov) * shortest),
         noeffectaxis=_no_effect_axis(snap, thr),
         noeffectcoord=thr.noeffectcoord & jnp.any(snap.mean == snap.mean + 0.2 * scaled_stds),
-        tolflatfitness=term.flat_generations > thr.tolflatfitness,
+        tolflatfitness=_on(thr.tolflatfitness) & (term.flat_generations > thr.tolflatfitness),
         nonfinite=term.flags.nonfinite,
     )
     return term._replace(flags=flags)

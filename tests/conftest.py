@@ -1,13 +1,72 @@
-"""Shared fixtures: float32/float64 switching and one jitted runner for all tests."""
+"""Shared fixtures and the suite's three switches, all read from the environment here:
+
+- ``CMAJAX_TEST_SEED`` (default 0): the seed every statistical test derives its PRNG keys and
+  start points from (fixture ``seed``). The statistical tests hold their false-alarm rates for
+  any value; run the suite with another one to check that a result is not a lucky draw.
+- ``CMAJAX_HYPOTHESIS_PROFILE`` (default ``ci``): ``ci`` is derandomized with a bounded number
+  of examples; ``long`` draws many more, randomized, for local fuzzing sessions.
+- ``CMAJAX_TEST_MUTATION`` (default none): break the algorithm on purpose (see
+  ``tests/mutations.py``) to check that the statistical tests notice.
+"""
+
+import os
 
 import jax
 import jax.numpy as jnp
+import mutations
 import pytest
+from hypothesis import HealthCheck, settings
 
 import cmajax
 
+
+def _seed_from_environment() -> int:
+    text = os.environ.get("CMAJAX_TEST_SEED", "0")
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(
+            f"CMAJAX_TEST_SEED must be a non-negative integer, got {text!r}."
+        ) from None
+    if not 0 <= value < 2**31:
+        raise pytest.UsageError(f"CMAJAX_TEST_SEED must be in [0, 2**31), got {value}.")
+    return value
+
+
+TEST_SEED = _seed_from_environment()
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=10,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    max_examples=300,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("CMAJAX_HYPOTHESIS_PROFILE", "ci"))
+
+mutations.apply(os.environ.get("CMAJAX_TEST_MUTATION", ""))
+
 # One compiled program per (strategy, objective, length), shared by every test that asks for it.
 RUN = jax.jit(cmajax.run, static_argnames=("strategy", "fun", "num_generations"))
+
+
+def pytest_report_header(config):
+    mutation = os.environ.get("CMAJAX_TEST_MUTATION", "") or "none"
+    return f"cmajax: CMAJAX_TEST_SEED={TEST_SEED}, mutation={mutation}"
+
+
+@pytest.fixture(scope="session")
+def seed() -> int:
+    """The statistical tests' seed, ``CMAJAX_TEST_SEED`` (default 0)."""
+    return TEST_SEED
 
 
 @pytest.fixture(params=["float32", "float64"])

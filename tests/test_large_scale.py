@@ -9,6 +9,12 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from statistical import (
+    assert_median_at_most,
+    assert_not_fewer_successes,
+    assert_ratio_within,
+    assert_success_rate_at_least,
+)
 
 import cmajax
 from cmajax import functions
@@ -26,7 +32,7 @@ def _pycma_sep_evaluations(n, seed, target):
     scales = 10.0 ** (6.0 * np.arange(n) / (n - 1))
     options = {
         "CMA_diagonal": True,
-        "seed": seed + 1,
+        "seed": seed,
         "ftarget": target,
         "maxfevals": 1e6,
         "verbose": -9,
@@ -36,24 +42,28 @@ def _pycma_sep_evaluations(n, seed, target):
     return es.result.evaluations if es.result.fbest <= target else np.inf
 
 
-def _batched_evaluations(es, fun, x0, seeds, generations, target):
-    """Evaluations to reach ``target`` per seed (inf where not reached), one compiled program."""
-    keys = jax.random.split(jax.random.key(0), seeds)
-    runs = jax.jit(jax.vmap(lambda k: cmajax.run(es, fun, es.init(x0), k, generations)))(keys)
-    reached = np.asarray(runs.best_fitness) <= target
-    return np.where(reached, np.asarray(runs.evaluations), np.inf), runs
+def _batched_evaluations(es, fun, x0, runs, generations, target, seed):
+    """Evaluations to reach ``target`` per run (inf where not reached), one compiled program."""
+    keys = jax.random.split(jax.random.key(seed), runs)
+    states = jax.jit(jax.vmap(lambda k: cmajax.run(es, fun, es.init(x0), k, generations)))(keys)
+    reached = np.asarray(states.best_fitness) <= target
+    return np.where(reached, np.asarray(states.evaluations), np.inf), states
 
 
-def test_sep_cma_es_matches_pycma_diagonal(dtype):
-    """Median evaluations to f ≤ 1e-8 on the 20-D separable ellipsoid (condition 1e6), x0 = 1,
-    σ0 = 1, 21 seeds each, within ±10% of pycma's ``CMA_diagonal=True`` run in this test."""
-    n, seeds, target = 20, 21, 1e-8
+@pytest.mark.statistical
+def test_sep_cma_es_matches_pycma_diagonal(dtype, seed):
+    """20-D separable ellipsoid (condition 1e6), x0 = 1, σ0 = 1, 21 runs each against pycma's
+    ``CMA_diagonal=True`` run in this test: successes not significantly fewer (Fisher, one-sided)
+    and evaluations to f ≤ 1e-8 within ±10% (99.9% Hodges-Lehmann interval); false-alarm rate
+    ≤ 1e-3 for each decision."""
+    n, runs, target = 20, 21, 1e-8
     es = cmajax.sep_cma_es(1.0, termination=cmajax.TerminationOptions(ftarget=target))
-    ours, _ = _batched_evaluations(es, _separable_ellipsoid, jnp.ones(n, dtype), seeds, 800, target)
-    theirs = [_pycma_sep_evaluations(n, s, target) for s in range(seeds)]
-    assert np.all(np.isfinite(ours)), ours
-    ratio = np.median(ours) / np.median(theirs)
-    assert 0.9 <= ratio <= 1.1, (np.median(ours), np.median(theirs))
+    x0 = jnp.ones(n, dtype)
+    ours, _ = _batched_evaluations(es, _separable_ellipsoid, x0, runs, 800, target, seed)
+    theirs = np.array([_pycma_sep_evaluations(n, seed * 1000 + i + 1, target) for i in range(runs)])
+    ok, ref_ok = np.isfinite(ours), np.isfinite(theirs)
+    assert_not_fewer_successes(ok, ref_ok)
+    assert_ratio_within(ours[ok], theirs[ref_ok], 0.10)
 
 
 def _jaxprs(jaxpr):
@@ -120,6 +130,10 @@ def test_lm_transformation_equals_product_of_rank_one_steps():
         np.testing.assert_allclose(np.min(axis_lengths), axes.min(), rtol=1e-10)
 
 
+N200_RUNS = 16
+
+
+@pytest.mark.statistical
 @pytest.mark.parametrize(
     ("factory", "fun", "limit"),
     [
@@ -128,15 +142,18 @@ def test_lm_transformation_equals_product_of_rank_one_steps():
     ],
     ids=["lm_ma_es-sphere", "sep_cma_es-ellipsoid"],
 )
-def test_n200_evaluations_to_target(factory, fun, limit):
-    """The issue's n = 200 rows that are cheap: x0 = 3·1, σ0 = 1, default λ, float64, median over
-    5 seeds to f ≤ 1e-8 within the limit (pypop7 0.0.82 needed 18,955 and 76,537)."""
+def test_n200_evaluations_to_target(factory, fun, limit, seed):
+    """The issue's n = 200 rows that are cheap: x0 = 3·1, σ0 = 1, default λ, float64. The median
+    evaluations to f ≤ 1e-8 is at most the limit (pypop7 0.0.82 needed 18,955 and 76,537),
+    decided on 16 runs: the test fails when the 2nd smallest exceeds the limit, which has
+    probability P(Binomial(16, 1/2) ≤ 1) = 2.6e-4 when the true median is within it."""
     with jax.enable_x64(True):
         es = factory(1.0, termination=cmajax.TerminationOptions(ftarget=1e-8))
         lam = es.init(jnp.zeros(200)).constants.weights.shape[0]
         x0 = jnp.full(200, 3.0, jnp.float64)
-        evaluations, _ = _batched_evaluations(es, fun, x0, 5, limit // lam + 1, 1e-8)
-    assert np.median(evaluations) <= limit, evaluations
+        generations = limit // lam + 1
+        evaluations, _ = _batched_evaluations(es, fun, x0, N200_RUNS, generations, 1e-8, seed)
+    assert_median_at_most(evaluations, limit)
 
 
 @pytest.mark.parametrize("factory", [cmajax.sep_cma_es, cmajax.lm_ma_es])
@@ -188,19 +205,23 @@ def test_long_float32_runs_stay_finite_and_stop(run_jit, factory):
     assert reasons and "nonfinite" not in reasons, reasons
 
 
-def test_restarts_accept_the_large_scale_strategies():
-    """IPOP with sep-CMA-ES solves the 5-D (separable) Rastrigin function in 5e4 evaluations."""
+@pytest.mark.statistical
+def test_restarts_accept_the_large_scale_strategies(seed):
+    """IPOP with sep-CMA-ES solves the 5-D (separable) Rastrigin function in 5e4 evaluations in
+    at least 80% of 12 schedules: fails when the exact one-sided binomial test rejects that rate
+    at 1e-3 (at most 4 of 12 solved)."""
     result = cmajax.ipop(
         functions.rastrigin,
         lambda key: jax.random.uniform(key, (5,), minval=-4.0, maxval=4.0),
-        jax.random.key(0),
+        jax.random.key(seed),
         sigma0=2.0,
-        experiments=4,
+        experiments=12,
         max_evals=50_000,
         ftarget=1e-8,
         strategy_factory=lambda lam: cmajax.sep_cma_es(2.0, popsize=lam),
     )
-    assert int(np.sum(np.asarray(result.best_fitness) <= 1e-8)) >= 3, result.best_fitness
+    solved = int(np.sum(np.asarray(result.best_fitness) <= 1e-8))
+    assert_success_rate_at_least(solved, 12, 0.8)
 
 
 def test_lm_ma_es_equals_the_papers_loop():

@@ -14,16 +14,46 @@ from cmajax import functions
 matplotlib.use("Agg")
 
 
+def _first_success(tries, call):
+    """``call(seed)`` for up to ``tries`` seeds until one succeeds; all results.
+
+    A single run of a multimodal problem fails with some probability p (a local optimum), so a
+    test of "minimize solves it" asks for one success in ``tries`` independent seeds: its
+    false-alarm rate is p**tries.
+    """
+    results = []
+    for seed in tries:
+        results.append(call(seed))
+        if results[-1].success:
+            break
+    return results
+
+
+@pytest.mark.statistical
 @pytest.mark.parametrize("method", ["cma_es", "lm_ma_es"])
-def test_solves_rosenbrock_10d(method):
-    with jax.enable_x64(True):
-        result = cmajax.minimize(
-            functions.rosenbrock, jnp.zeros(10), 0.5, method=method, ftarget=1e-8, progress=False
-        )
-    assert result.success and result.fun <= 1e-8, (result.fun, result.stop)
+def test_solves_rosenbrock_10d(method, seed):
+    """One success in up to 4 seeds. A run ends in Rosenbrock's local minimum with probability
+    p ≈ 0.1 (pycma: 2 of 21 in tests/test_parity.py), so the false-alarm rate is p⁴ ≈ 1e-4."""
+
+    def solve(s):
+        with jax.enable_x64(True):
+            return cmajax.minimize(
+                functions.rosenbrock,
+                jnp.zeros(10),
+                0.5,
+                method=method,
+                ftarget=1e-8,
+                progress=False,
+                seed=s,
+            )
+
+    results = _first_success(range(4 * seed, 4 * seed + 4), solve)
+    for result in results:
+        assert result.stop and result.message == "stopped by " + ", ".join(sorted(result.stop))
+        assert result.x.shape == (10,)
+    result = results[-1]
+    assert result.success and result.fun <= 1e-8, [(r.fun, r.stop) for r in results]
     assert result.stop == {"ftarget"}
-    assert result.message == "stopped by ftarget"
-    assert result.x.shape == (10,)
 
 
 def test_sep_cma_es_solves_the_separable_ellipsoid():
@@ -35,20 +65,32 @@ def test_sep_cma_es_solves_the_separable_ellipsoid():
     assert result.success and result.stop == {"ftarget"}
 
 
-def test_ipop_solves_rastrigin_10d_within_2e5_evaluations():
-    with jax.enable_x64(True):
-        result = cmajax.minimize(
-            functions.rastrigin,
-            jnp.full(10, 3.0),
-            2.0,
-            restarts="ipop",
-            max_evals=2e5,
-            ftarget=1e-8,
-            progress=False,
-        )
-    assert result.success and result.fun <= 1e-8 and result.nfev <= 2e5
+@pytest.mark.statistical
+def test_ipop_solves_rastrigin_10d_within_2e5_evaluations(seed):
+    """One success in up to 3 seeds. pycma's IPOP solves this problem in 1e5 evaluations 14 of
+    15 times, and tests/test_restarts.py holds cmajax's IPOP to ≥ 85% at 1e5, so p ≤ 0.1 at
+    2e5 and the false-alarm rate is p³ ≤ 1e-3."""
+
+    def solve(s):
+        with jax.enable_x64(True):
+            return cmajax.minimize(
+                functions.rastrigin,
+                jnp.full(10, 3.0),
+                2.0,
+                restarts="ipop",
+                max_evals=2e5,
+                ftarget=1e-8,
+                progress=False,
+                seed=s,
+            )
+
+    results = _first_success(range(3 * seed, 3 * seed + 3), solve)
+    for result in results:
+        assert result.nfev <= 2e5 + max(result.history["popsize"])
+        assert list(result.history["popsize"][:3]) == [10, 20, 40][: len(result.history["popsize"])]
+    result = results[-1]
+    assert result.success and result.fun <= 1e-8, [(r.fun, r.stop) for r in results]
     assert "ftarget" in result.stop
-    assert list(result.history["popsize"][:3]) == [10, 20, 40]
 
 
 def test_stop_reasons_are_named_when_no_target():
@@ -88,8 +130,13 @@ def test_result_matches_init_ask_tell_by_hand():
     np.testing.assert_array_equal(result.history["generation"], np.arange(2, 61, 2))
 
 
-def test_vectorized_and_host_functions_give_the_same_run():
-    kwargs = dict(ftarget=1e-8, progress=False, seed=1)
+def test_vectorized_and_host_functions_give_the_same_run(seed):
+    """The same seed gives the same run whichever way f is called, up to rounding: the three
+    f's round differently (vmapped, batched, NumPy float64), and runs that swap two candidates'
+    ranks go on as different runs, so evaluations agree within 20%. A swap needs two f-values
+    within float32 rounding of each other before the last generations, which is rare enough
+    that this tolerance has not been reached in any seed tried."""
+    kwargs = dict(ftarget=1e-8, progress=False, seed=seed)
     single = cmajax.minimize(functions.ellipsoid, jnp.ones(5), 1.0, **kwargs)
     batch = cmajax.minimize(functions.ellipsoid, jnp.ones(5), 1.0, vectorized=True, **kwargs)
 
@@ -97,8 +144,9 @@ def test_vectorized_and_host_functions_give_the_same_run():
         return float(np.sum(1e6 ** (np.arange(5) / 4) * np.asarray(x, np.float64) ** 2))
 
     host = cmajax.minimize(numpy_ellipsoid, jnp.ones(5), 1.0, host_function=True, **kwargs)
-    assert single.nfev == batch.nfev
-    assert host.success and abs(host.nfev - single.nfev) <= 0.2 * single.nfev
+    assert single.success and batch.success and host.success
+    assert abs(batch.nfev - single.nfev) <= 0.2 * single.nfev
+    assert abs(host.nfev - single.nfev) <= 0.2 * single.nfev
 
 
 def test_pytree_x0_comes_back_as_a_pytree():

@@ -1,10 +1,11 @@
 """The neuroevolution example (examples/neuroevolution.py) learns, and its loop is sound.
 
 A shortened training of the 27,010-weight digits MLP with sep-CMA-ES and LM-MA-ES: 40
-generations each (about 5 s apiece on 2 quiet CPU cores, compilation included), against
-thresholds with a margin below what the example reaches at that point (≈ 89 % test accuracy,
-train loss ÷ 4.4 for both), yet far above anything an optimizer that does not learn can show
-(chance is 10 %).
+generations each (about 5 s apiece on 2 quiet CPU cores, compilation included). The thresholds
+lie 5 standard deviations below what the example reached over seeds 0-9 (sep-CMA-ES /
+LM-MA-ES: test accuracy 0.887 ± 0.010 / 0.884 ± 0.011, gain over the initial net 0.784 ± 0.040
+/ 0.781 ± 0.040, train loss ÷ 4.63 ± 0.20 / 4.46 ± 0.18), a normal-tail false-alarm rate below
+1e-6 each; chance is 10 %.
 """
 
 import sys
@@ -23,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import neuroevolution as ne  # noqa: E402
 
 GENERATIONS = 40
-MIN_ACCURACY = 0.75  # after 40 generations; chance is 0.10, the initial net ≈ 0.18
-MIN_ACCURACY_GAIN = 0.50  # over the initial mean's test accuracy
-LOSS_FACTOR = 3.0  # the full-train-set loss of the mean must fall at least this many times
+MIN_ACCURACY = 0.83  # after 40 generations; chance is 0.10, the initial net 0.04-0.18
+MIN_ACCURACY_GAIN = 0.58  # over the initial mean's test accuracy
+LOSS_FACTOR = 3.5  # the full-train-set loss of the mean must fall at least this many times
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +53,14 @@ def test_model_and_data(data):
     assert float(acc) < 0.3
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("name", ["sep_cma_es", "lm_ma_es"])
-def test_training_learns(data, name):
-    """40 generations lift test accuracy far above chance and cut the train loss by 3×."""
+def test_training_learns(data, name, seed):
+    """40 generations lift test accuracy far above chance and cut the train loss by 3.5×."""
     make = getattr(cmajax, name)
     es = make(ne.sigma0_for(ne.LAYERS), ne.POPSIZE, termination=cmajax.TerminationOptions.never())
     history, state, _ = ne.train(
-        es, data, jax.random.key(0), generations=GENERATIONS, record_every=GENERATIONS // 2
+        es, data, jax.random.key(seed), generations=GENERATIONS, record_every=GENERATIONS // 2
     )
     assert history.generation == [0, GENERATIONS // 2, GENERATIONS]
     first, last = history.test_accuracy[0], history.test_accuracy[-1]

@@ -73,3 +73,22 @@ def test_float64_when_x64_and_x0_float64():
         assert es.init(jnp.zeros(3, jnp.float64)).C.dtype == jnp.float64
         assert es.init(jnp.zeros(3, jnp.float32)).C.dtype == jnp.float32
     assert es.init(np.zeros(3)).C.dtype == jnp.float32
+
+
+def test_fitness_near_the_largest_float_keeps_the_state_finite():
+    """f-values near −max of float32: their median (a mean of two) must not overflow into the
+    stagnation history, and an f of exactly −max must not trip ftarget, which is off (−inf is
+    stored as −max). Found by tests/test_fuzz.py."""
+    es = cmajax.cma_es(1.0)
+    tell = jax.jit(es.tell)
+    state = es.init(jnp.zeros(4))
+    lowest = float(jnp.finfo(jnp.float32).min)
+    for g in range(10):  # the stagnation history records every 5 generations
+        pop = es.ask(jax.random.key(g), state)
+        # Improving each generation (tolfunhist stays quiet), −max in the last one.
+        best = lowest if g == 9 else lowest * (0.99 + 0.001 * g)
+        fitness = jnp.linspace(best, 0.9 * lowest, pop.shape[0])
+        state = tell(state, pop, fitness)
+    chex.assert_tree_all_finite(state)
+    assert not bool(state.stopped), cmajax.stop_reasons(state.stop)
+    assert float(state.best_fitness) == lowest

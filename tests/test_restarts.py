@@ -3,28 +3,31 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
+from statistical import assert_success_rate_at_least
 
 import cmajax
 from cmajax import functions
 from cmajax.restarts import batched_restarts, bipop, ipop
 
 
-def test_ipop_solves_rastrigin():
-    """IPOP on 10-D Rastrigin, x0 ~ U[-5,5]^10, σ0 = 5, 1e5 evaluations per schedule: at least
-    13 of 15 schedules reach f <= 1e-8 (pycma's IPOP, measured: 14 of 15). Asserted as that
-    rate over 45 schedules (>= 39), which is steadier than 15."""
+@pytest.mark.statistical
+def test_ipop_solves_rastrigin(seed):
+    """IPOP on 10-D Rastrigin, x0 ~ U[-5,5]^10, σ0 = 5, 1e5 evaluations per schedule: the claim
+    is a success rate (f <= 1e-8) of at least 85% (pycma's IPOP, measured: 14 of 15). Decided
+    on 45 schedules by the exact one-sided binomial test at 1e-3: it fails at 29 or fewer."""
     with jax.enable_x64(True):
         result = ipop(
             functions.rastrigin,
             lambda k: jax.random.uniform(k, (10,), jnp.float64, -5, 5),
-            jax.random.key(1),
+            jax.random.key(seed),
             sigma0=5.0,
             experiments=45,
             max_evals=1e5,
             ftarget=1e-8,
         )
     solved = result.best_fitness <= 1e-8
-    assert solved.sum() >= 39, solved.sum()
+    assert_success_rate_at_least(solved.sum(), solved.size, 0.85)
     assert np.all(result.evaluations <= 1e5 + max(max(r) for r in result.popsizes))
     for k, row in enumerate(result.popsizes):
         assert {lam for lam in row if lam} == {10 * 2**k}
