@@ -36,10 +36,12 @@ CMA_MUTATIONS: dict[str, Callable] = {
     "no_active": lambda p: p._replace(weights=np.maximum(p.weights, 0.0)),
     "reversed_weights": lambda p: p._replace(weights=_positive_reversed(p.weights)),
     "slow_step_size": lambda p: p._replace(damps=4 * p.damps),
+    "inverted_selection": lambda p: p._replace(weights=np.asarray(p.weights)[::-1].copy()),
 }
 LM_MUTATIONS: dict[str, Callable] = {
     "reversed_weights": lambda c: {**c, "weights": _positive_reversed(c["weights"])},
     "slow_step_size": lambda c: {**c, "cs": c["cs"] / 4},
+    "inverted_selection": lambda c: {**c, "weights": c["weights"][::-1].copy()},
     "no_directions": lambda c: {**c, "cd": 0 * c["cd"]},
 }
 # Edits of full CMA-ES's factorization: sample and whiten with diag(C) only, which throws away
