@@ -11,6 +11,7 @@ tests each mutation turns red (a mutation no statistical test notices is a gap i
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -52,8 +54,6 @@ NAMES = sorted(set(CMA_MUTATIONS) | set(LM_MUTATIONS) | set(FACTOR_MUTATIONS))
 
 def _diagonal_only(factor):
     def factor_of_diagonal(cov):
-        import jax.numpy as jnp
-
         out = factor(jnp.diag(jnp.diagonal(cov)))
         return (cov, *out[1:])  # C itself keeps its off-diagonal entries
 
@@ -66,12 +66,9 @@ def apply(name: str) -> None:
         return
     if name not in NAMES:
         raise ValueError(f"unknown mutation {name!r}; choose one of {NAMES}.")
-    import jax.numpy as jnp
-
-    from cmajax import cma_es as _  # noqa: F401  (the module, for sys.modules)
-
-    cma_module = sys.modules["cmajax.cma_es"]
-    lm_module = sys.modules["cmajax.lm_ma_es"]
+    # The modules, not the factories of the same names that ``cmajax`` exports.
+    cma_module = importlib.import_module("cmajax.cma_es")
+    lm_module = importlib.import_module("cmajax.lm_ma_es")
     if name in CMA_MUTATIONS:
         edit = CMA_MUTATIONS[name]
         original = cma_module.Constants.of.__func__
