@@ -31,11 +31,15 @@ class Strategy(NamedTuple):
         leading axis of size λ (the population size).
       tell: ``tell(state, population, fitness) -> state``; ``fitness`` has shape (λ,) and is
         minimised.
+      diagnostics: ``diagnostics(state) -> dict`` of what the termination criteria and the
+        history read (``stds``, ``pc``, ``axis_lengths``, ``axis_probe``), so the drivers need
+        not know which module a strategy comes from; ``None`` for a strategy without them.
     """
 
     init: Callable[..., Any]
     ask: Callable[[Array, Any], PyTree]
     tell: Callable[[Any, PyTree, Array], Any]
+    diagnostics: Callable[[Any], dict[str, Any]] | None = None
 
 
 class Layout(NamedTuple):

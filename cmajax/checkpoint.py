@@ -71,8 +71,13 @@ def _digest(arrays: list[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def save(path: str | os.PathLike, setup: dict, carry: Any, rows: list[dict]) -> None:
-    """Write the run's carry and history to ``path`` atomically."""
+def save(
+    path: str | os.PathLike, setup: dict, carry: Any, rows: list[dict], extra: dict | None = None
+) -> None:
+    """Write the run's carry, history and ``extra`` (JSON numbers and strings) atomically.
+
+    ``extra`` holds what a driver needs besides arrays, e.g. a restart schedule's counters.
+    """
     leaves, impl = _arrays(carry)
     history = {}
     if rows:
@@ -86,6 +91,7 @@ def save(path: str | os.PathLike, setup: dict, carry: Any, rows: list[dict]) -> 
         "leaves": [[list(a.shape), a.dtype.str] for a in leaves],
         "history": [[n, list(history[n].shape), history[n].dtype.str] for n in names],
         "sha256": _digest(arrays),
+        "extra": extra or {},
     }
     payload = {f"leaf_{i:04d}": a for i, a in enumerate(leaves)}
     payload.update({f"history_{n}": history[n] for n in names})
@@ -139,8 +145,11 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def load(path: str | os.PathLike, setup: dict, template: Any) -> tuple[Any, Any, Any, list]:
-    """Read ``path`` and return (state, key, fitness, history rows) shaped like ``template``.
+def load(path: str | os.PathLike, setup: dict, template: Any) -> tuple[Any, list, dict]:
+    """Read ``path`` and return (carry, history rows, extra), the carry shaped like ``template``.
+
+    ``template`` is a pytree of arrays, or a function ``template(extra)`` that builds one from
+    the ``extra`` record saved with the checkpoint (when the carry's shapes depend on it).
 
     Raises ``CheckpointError`` when the file is truncated or corrupted (a flipped byte anywhere,
     missing or extra entries, a digest mismatch), from another schema version, or from another
@@ -189,6 +198,11 @@ def _restore(path: str, meta: dict, arrays: dict, setup: dict, template: Any):
     if _digest(leaves + [history[n] for n in names]) != meta.get("sha256"):
         raise CheckpointError(f"checkpoint {path} is corrupted (its contents fail the digest).")
 
+    extra = meta.get("extra", {})
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"checkpoint {path} is corrupted (its extra record).")
+    if callable(template):
+        template = template(extra)
     template_leaves, treedef = jax.tree.flatten(template)
     if len(template_leaves) != len(leaves):
         raise CheckpointError(
@@ -206,6 +220,5 @@ def _restore(path: str, meta: dict, arrays: dict, setup: dict, template: Any):
                 f"{stored.dtype} where this run has {like.shape} {like.dtype}."
             )
         restored.append(jax.numpy.asarray(stored))
-    state, key, fitness = jax.tree.unflatten(treedef, restored)
     rows = [history] if history else []
-    return state, key, fitness, rows
+    return jax.tree.unflatten(treedef, restored), rows, extra

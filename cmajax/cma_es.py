@@ -265,7 +265,7 @@ def cma_es(
             state, population, fitness, lam, lambda *op: _tell(*op, gap, factorization)
         )
 
-    return Strategy(init=init, ask=ask, tell=tell)
+    return Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
 
 
 def _refresh(due: Array | None, refresh, operand):

@@ -208,7 +208,7 @@ def lm_ma_es(
         lam = state.constants.weights.shape[0]
         return guarded_tell(state, population, fitness, lam, _tell)
 
-    return Strategy(init=init, ask=ask, tell=tell)
+    return Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
 
 
 def _active_cd(cd: Array, generation: Array) -> Array:

@@ -3,8 +3,10 @@
 The run advances in chunks; each chunk is one compiled ``lax.scan`` over many generations that
 also records the history on the device. Between chunks the host only updates the progress bar,
 appends the chunk's history, calls ``callback`` and writes the checkpoint, so there is no
-per-generation round trip. With ``restarts="ipop"``/``"bipop"`` the run is ``cmajax.ipop`` /
-``cmajax.bipop`` (one compiled stage per population size), and the history has one row per run.
+per-generation round trip. With ``restarts="ipop"``/``"bipop"`` the host runs pycma's restart
+rule (``cmajax.restart_schedule``) and drives every run the same way, with one compiled chunk
+program per population size. Compiled programs are kept for the process
+(``cmajax.compilation``), so a repeated call compiles nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import dataclasses
 import math
 import os
 import sys
+import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,18 +25,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from cmajax import checkpoint as ckpt
+from cmajax import compilation
 from cmajax import termination as term_lib
-from cmajax.base import PyTree, layout_of
+from cmajax.base import PyTree, Strategy, layout_of
 from cmajax.cma_es import cma_es
 from cmajax.lm_ma_es import lm_ma_es
-from cmajax.restarts import bipop, ipop
+from cmajax.restart_schedule import RestartSchedule, RunPlan
 from cmajax.sep_cma_es import sep_cma_es
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
 
 METHODS = {"cma_es": cma_es, "sep_cma_es": sep_cma_es, "lm_ma_es": lm_ma_es}
-RESTARTS = {None: None, "ipop": ipop, "bipop": bipop}
+RESTARTS = (None, "ipop", "bipop")
+# Options of the restart rule that ``options`` may hold with ``restarts``.
+RESTART_OPTIONS = ("max_restarts", "incpopsize")
+HISTORY_COLUMNS = (
+    "generation",
+    "evaluations",
+    "best_fitness",
+    "generation_best",
+    "median_fitness",
+    "sigma",
+    "axis_ratio",
+    "axis_lengths",
+    "stds",
+    "mean",
+)
 # Coordinates of the mean, stds and axis lengths kept per history row for large n.
 HISTORY_COORDINATES = 50
 # Reasons that mean "ran out of budget" rather than "converged".
@@ -47,13 +66,17 @@ class OptimizeResult:
       x: best solution found, in the structure of ``x0``.
       fun: its f-value.
       nfev: evaluations spent.
-      nit: generations run (for restarts: the number of runs).
+      nit: generations run (over all runs, with restarts).
       stop: names of the criteria that ended the run, e.g. ``{"tolfun"}`` or ``{"interrupted"}``.
       success: ``ftarget`` reached if one was given, else stopped by a convergence criterion
         (not by the budget, a rejected non-finite update, or an interruption).
       message: a sentence saying why it stopped.
       history: dict of NumPy arrays, one row per recorded generation (see ``minimize``).
-      state: the final strategy state (``None`` for restarts).
+      state: the final strategy state (of the last run, with restarts).
+      runs: runs made (1 without restarts).
+      compile_seconds: seconds this call spent tracing and compiling programs (0 when every
+        program was compiled by an earlier call).
+      run_seconds: the call's other seconds: running the programs and the host's bookkeeping.
     """
 
     x: PyTree
@@ -65,6 +88,9 @@ class OptimizeResult:
     message: str
     history: dict[str, np.ndarray]
     state: Any = None
+    runs: int = 1
+    compile_seconds: float = 0.0
+    run_seconds: float = 0.0
 
 
 def _split_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -120,26 +146,48 @@ def _check_traceable(batched: Callable, population: PyTree) -> None:
 
 
 def _record(state: Any, diagnostics: Callable, fitness: Array, k: int) -> dict[str, Array]:
-    """One history row: what ``cmajax.plot`` draws."""
+    """What the device hands over per history row; ``_history_row`` finishes it on the host.
+
+    Sorting and medians happen on the host, where they cost nothing to compile; only for
+    n > k are the axis lengths sorted here, so that k of them, not n, cross to the host.
+    """
     diag = diagnostics(state)
-    axes = jnp.sort(diag["axis_lengths"])
-    finite = jnp.where(jnp.isfinite(fitness), fitness, jnp.nan)
+    axes = diag["axis_lengths"]
+    if axes.shape[0] > k:
+        axes = jnp.sort(axes)[-k:]
     return dict(
         generation=state.generation,
         evaluations=state.evaluations,
         best_fitness=state.best_fitness,
-        generation_best=jnp.nanmin(finite),
-        median_fitness=jnp.nanmedian(finite),
+        fitness=fitness,
         sigma=state.sigma,
-        axis_ratio=axes[-1] / axes[0],
-        axis_lengths=axes[-k:] if axes.shape[0] > k else axes,
+        axis_lengths=axes,
         stds=(state.sigma * diag["stds"])[:k],
         mean=state.mean[:k],
     )
 
 
-def _chunk_program(strategy, batched, diagnostics, generations: int, every: int, k: int):
-    """jit(state, key) → (state, key, history of generations/every rows)."""
+def _history_rows(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The history columns of a chunk's rows (see ``minimize``), from ``_record``'s arrays."""
+    fitness = np.asarray(raw.pop("fitness"))
+    finite = np.where(np.isfinite(fitness), fitness, np.nan)
+    axes = np.sort(np.asarray(raw.pop("axis_lengths")), axis=-1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN generations give NaN
+        generation_best = np.nanmin(finite, axis=-1)
+        median = np.nanmedian(finite, axis=-1)
+    rows = dict(raw)
+    rows.update(
+        generation_best=generation_best.astype(fitness.dtype),
+        median_fitness=median.astype(fitness.dtype),
+        axis_ratio=axes[:, -1] / axes[:, 0],
+        axis_lengths=axes,
+    )
+    return {name: rows[name] for name in HISTORY_COLUMNS}
+
+
+def _chunk_program(strategy, batched, generations: int, every: int, k: int):
+    """(state, key, fitness) → (state, key, fitness, raw history of generations/every rows)."""
 
     def generation(carry, _):
         state, key, _ = carry
@@ -151,7 +199,7 @@ def _chunk_program(strategy, batched, diagnostics, generations: int, every: int,
     def row(carry, _):
         carry, _ = jax.lax.scan(generation, carry, None, every)
         state, _, fitness = carry
-        return carry, _record(state, diagnostics, fitness, k)
+        return carry, _record(state, strategy.diagnostics, fitness, k)
 
     def chunk(state, key, fitness):
         (state, key, fitness), rows = jax.lax.scan(
@@ -159,7 +207,7 @@ def _chunk_program(strategy, batched, diagnostics, generations: int, every: int,
         )
         return state, key, fitness, rows
 
-    return jax.jit(chunk)
+    return chunk
 
 
 class _Progress:
@@ -226,12 +274,16 @@ def minimize(
       fun: objective. By default a JAX function of one solution (a pytree like ``x0``) that
         returns a scalar; cmajax vmaps it. With ``vectorized=True`` it takes the whole
         population (leaves with a leading axis λ) and returns (λ,).
-      x0: initial mean, any pytree of float arrays.
+      x0: initial mean, any pytree of float arrays; with ``restarts``, also a function
+        ``x0(key)`` that draws the start of every run.
       sigma0: initial step size, about a quarter of the search range per coordinate.
       method: ``"cma_es"`` (full covariance, n up to about a thousand), ``"sep_cma_es"``
         (diagonal) or ``"lm_ma_es"`` (limited memory); the last two for large n.
-      restarts: ``None``, ``"ipop"`` or ``"bipop"`` (``cmajax.ipop``/``cmajax.bipop``; each
-        run restarts from ``x0``, or from ``x0(key)`` when ``x0`` is a function of a key).
+      restarts: ``None``, ``"ipop"`` or ``"bipop"``: pycma's IPOP/BIPOP restart rule
+        (``cmajax.ipop``/``cmajax.bipop`` with one schedule). Every run is driven like a
+        single run, so everything below (host functions, progress bar, history, checkpoints,
+        callback) works with restarts too. ``options`` may then also hold ``max_restarts``
+        (9) and ``incpopsize`` (2); ``max_evals`` defaults to 1e5.
       max_evals: evaluation budget (pycma ``maxfevals``).
       ftarget: stop once f ≤ ftarget.
       seed: PRNG seed; the same seed gives the same run.
@@ -257,12 +309,20 @@ def minimize(
         ``KeyboardInterrupt`` there (as Ctrl-C does anywhere in the loop) ends the run with
         ``stop == {"interrupted"}`` and the best solution so far.
 
+    Compilation: the compiled program is kept for the process, keyed by ``fun`` (the same
+    function object), ``method``, the strategy options, and x0's structure, shapes and dtypes.
+    A repeated call with those unchanged compiles nothing; ``sigma0``, ``x0``'s values,
+    ``seed``, ``max_evals``, ``ftarget`` and the termination thresholds may all change.
+    ``cmajax.enable_compilation_cache()`` also keeps compiled programs across processes.
+
     Returns:
       ``OptimizeResult``. ``history`` holds, per recorded generation: ``generation``,
       ``evaluations``, ``best_fitness`` (so far), ``generation_best``, ``median_fitness``,
       ``sigma``, ``axis_ratio``, ``axis_lengths`` (square roots of the eigenvalues of C, or of
       the tracked spectrum; the largest 50 for large n), ``stds`` (σ·√C_ii, first 50
-      coordinates) and ``mean`` (first 50 coordinates).
+      coordinates) and ``mean`` (first 50 coordinates); with ``restarts`` also ``run``,
+      ``popsize`` and ``regime`` (``"large"``/``"small"``), with ``generation`` and
+      ``evaluations`` counted over all runs.
 
     Example:
       >>> import cmajax, jax.numpy as jnp
@@ -280,75 +340,323 @@ def minimize(
     if not isinstance(chunk_generations, int) or chunk_generations < 1:
         raise ValueError(f"chunk_generations must be an int >= 1, got {chunk_generations!r}.")
     strategy_kwargs, termination_kwargs = _split_options(options)
+    restart_kwargs = {k: strategy_kwargs.pop(k) for k in RESTART_OPTIONS if k in strategy_kwargs}
+    if restart_kwargs and restarts is None:
+        raise ValueError(f"options {sorted(restart_kwargs)} need restarts='ipop' or 'bipop'.")
+    if callable(x0) and restarts is None:
+        raise TypeError("x0 is a function; that needs restarts='ipop' or 'bipop'.")
     if max_evals is not None:
         termination_kwargs["maxfevals"] = max_evals
     if ftarget is not None:
         termination_kwargs["ftarget"] = ftarget
-    factory = METHODS[method]
+    problem = _Problem(
+        fun=fun,
+        method=method,
+        sigma0=sigma0,
+        strategy_kwargs=strategy_kwargs,
+        termination_kwargs=termination_kwargs,
+        vectorized=vectorized,
+        host_function=host_function,
+        generations=math.ceil(chunk_generations / history_every) * history_every,
+        every=history_every,
+    )
+    budget = 1e5 if restarts is not None and max_evals is None else max_evals
+    driver = _Driver(problem, seed, checkpoint, callback, ftarget, _Progress(progress, budget))
+    try:
+        if restarts is None:
+            return driver.single(x0, resume)
+        x0_fn = x0 if callable(x0) else (lambda key: x0)
+        return driver.restarts(x0_fn, restarts, restart_kwargs, max_evals, resume)
+    finally:
+        driver.bar.close()
 
-    if restarts is not None:
-        if vectorized or host_function:
-            raise ValueError("restarts need a JAX function of one solution (vectorized=False).")
-        return _minimize_with_restarts(
-            fun,
-            x0,
-            sigma0,
-            factory,
-            RESTARTS[restarts],
-            strategy_kwargs,
-            termination_kwargs,
-            max_evals,
-            ftarget,
-            seed,
+
+@dataclasses.dataclass
+class _Problem:
+    """The user's options turned into strategies and their compiled chunk programs."""
+
+    fun: Callable
+    method: str
+    sigma0: float
+    strategy_kwargs: dict[str, Any]
+    termination_kwargs: dict[str, Any]
+    vectorized: bool
+    host_function: bool
+    generations: int
+    every: int
+    checked: bool = False
+
+    def strategy(self, popsize: int | None = None) -> Strategy:
+        kwargs = dict(self.strategy_kwargs)
+        if popsize is not None:
+            kwargs["popsize"] = popsize
+        termination = TerminationOptions(**self.termination_kwargs)
+        return METHODS[self.method](self.sigma0, termination=termination, **kwargs)
+
+    def program(self, strategy: Strategy, carry: tuple) -> tuple[Callable, float]:
+        """The compiled chunk program for the carry's shapes, and the seconds compiling it."""
+        state, _, fitness = carry
+        x0 = state.layout.unravel(state.mean)
+        batched = _batched_objective(self.fun, self.vectorized, self.host_function, x0)
+        start = time.perf_counter()
+        if not self.checked and not self.host_function:
+            _check_traceable(batched, jax.eval_shape(strategy.ask, jax.random.key(0), state))
+            self.checked = True
+        # The program depends on the strategy's options and λ, not on σ0 or the termination
+        # thresholds, which the state carries as arrays.
+        options = tuple(sorted((k, repr(v)) for k, v in self.strategy_kwargs.items()))
+        key = (
+            "minimize",
+            self.fun,
+            self.method,
+            options,
+            fitness.shape[0],
+            self.vectorized,
+            self.host_function,
+            self.generations,
+            self.every,
+        )
+        program, _ = compilation.compiled(
+            key,
+            lambda: _chunk_program(
+                strategy, batched, self.generations, self.every, HISTORY_COORDINATES
+            ),
+            carry,
+        )
+        return program, time.perf_counter() - start
+
+
+@dataclasses.dataclass
+class _Driver:
+    """Advances runs chunk by chunk: history, progress, checkpoints, callback and timing."""
+
+    problem: _Problem
+    seed: int
+    checkpoint: str | os.PathLike | None
+    callback: Callable | None
+    ftarget: float | None
+    bar: _Progress
+    compile_seconds: float = 0.0
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def setup(self, state: Any, restarts: str | None) -> dict[str, Any]:
+        problem = self.problem
+        setup = ckpt.setup_fingerprint(
+            problem.method, state, self.seed, problem.strategy_kwargs, problem.termination_kwargs
+        )
+        setup["restarts"] = restarts
+        return setup
+
+    def program(self, strategy: Strategy, carry: tuple) -> Callable:
+        program, seconds = self.problem.program(strategy, carry)
+        self.compile_seconds += seconds
+        return program
+
+    def single(self, x0: PyTree, resume) -> OptimizeResult:
+        """One run, as before restarts existed."""
+        strategy = self.problem.strategy()
+        state = strategy.init(x0)
+        population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
+        lam = jax.tree.leaves(population)[0].shape[0]
+        carry = (state, jax.random.key(self.seed), jnp.zeros((lam,), state.mean.dtype))
+        rows: list[dict[str, np.ndarray]] = []
+        setup = self.setup(state, None)
+        if resume is not None:
+            carry, rows, _ = ckpt.load(resume, setup, carry)
+        program = self.program(strategy, carry)
+        stop: set[str] = set()
+        try:
+            while not bool(carry[0].stopped):
+                *carry, raw = program(*carry)
+                carry = tuple(carry)
+                rows.append(_keep_new_rows(_history_rows(jax.device_get(raw)), rows))
+                if self.checkpoint is not None:
+                    ckpt.save(self.checkpoint, setup, carry, rows)
+                self.report(rows, int(carry[0].evaluations), carry[0])
+                if self.callback is not None:
+                    self.callback(self.result(carry[0], rows, set(), carry[0].best, 1))
+        except KeyboardInterrupt:
+            stop = {"interrupted"}
+        state = carry[0]
+        return self.result(state, rows, stop, state.best, 1)
+
+    def restarts(
+        self, x0_fn: Callable, kind: str, restart_kwargs: dict, max_evals, resume
+    ) -> OptimizeResult:
+        """pycma's IPOP/BIPOP rule on the host, each run driven like a single run."""
+        problem = self.problem
+        ftarget = problem.termination_kwargs.pop("ftarget", -math.inf)
+        problem.termination_kwargs.pop("maxfevals", None)
+        probe = problem.strategy().init(x0_fn(jax.random.key(0)))
+        schedule = RestartSchedule.create(
+            probe.layout.size,
+            bipop=kind == "bipop",
+            popsize0=problem.strategy_kwargs.pop("popsize", None),
+            max_evals=1e5 if max_evals is None else max_evals,
+            ftarget=ftarget,
+            **restart_kwargs,
+        )
+        setup = self.setup(probe, kind)
+        setup["schedule"] = repr((max_evals, ftarget, sorted(restart_kwargs.items())))
+        # The keys of one schedule of ``cmajax.ipop``/``bipop``: x0, the run and the regime
+        # draws of round r come from the same splits.
+        schedule_key = jax.random.split(jax.random.key(self.seed), 1)[0]
+        rows: list[dict[str, np.ndarray]] = []
+        best_x = np.asarray(probe.mean)
+        plan, carry, generations = None, None, 0
+        if resume is not None:
+            (carry, schedule_key, best_x), rows, plan, generations = self.load_restarts(
+                resume, setup, schedule, x0_fn
+            )
+        stop: set[str] = set()
+        state = probe
+        try:
+            while not schedule.done:
+                if plan is None:
+                    schedule_key, x0_key, run_key, draw_key = jax.random.split(schedule_key, 4)
+                    draws = np.asarray(jax.random.uniform(draw_key, (2,)), np.float64)
+                    plan = schedule.plan((float(draws[0]), float(draws[1])))
+                    strategy = problem.strategy(plan.popsize)
+                    state = self.start(strategy, x0_fn(x0_key), plan, schedule)
+                    carry = (state, run_key, jnp.zeros((plan.popsize,), state.mean.dtype))
+                strategy = problem.strategy(plan.popsize)
+                program = self.program(strategy, carry)
+                while not bool(carry[0].stopped):
+                    *carry, raw = program(*carry)
+                    carry = tuple(carry)
+                    state = carry[0]
+                    chunk = _keep_new_rows(_history_rows(jax.device_get(raw)), rows, generations)
+                    _add_run_columns(chunk, schedule, plan, generations)
+                    rows.append(chunk)
+                    best_x = _better(best_x, schedule.best_fitness, state)
+                    if self.checkpoint is not None:
+                        extra = dict(
+                            schedule=dataclasses.asdict(schedule),
+                            plan=list(plan),
+                            generations=generations,
+                        )
+                        ckpt.save(
+                            self.checkpoint, setup, (carry, schedule_key, best_x), rows, extra
+                        )
+                    self.report(rows, schedule.spent + int(state.evaluations), state)
+                    if self.callback is not None:
+                        self.callback(self.restart_result(schedule, state, best_x, rows, set()))
+                generations += int(state.generation)
+                best_x = _better(best_x, schedule.best_fitness, state)
+                schedule.record(plan, int(state.evaluations), float(state.best_fitness))
+                plan = None
+        except KeyboardInterrupt:
+            stop = {"interrupted"}
+            if plan is not None and carry is not None:
+                state = carry[0]
+                best_x = _better(best_x, schedule.best_fitness, state)
+                schedule.record(plan, int(state.evaluations), float(state.best_fitness))
+        return self.restart_result(schedule, state, best_x, rows, stop, kind)
+
+    def start(self, strategy: Strategy, x0: PyTree, plan: RunPlan, schedule: RestartSchedule):
+        """A run's state with the budget left, its iteration cap and the target (as ``ipop``)."""
+        state = strategy.init(x0, self.problem.sigma0 * plan.sigma_factor)
+        dtype = state.thresholds.maxfevals.dtype
+        thresholds = state.thresholds._replace(
+            maxfevals=jnp.asarray(schedule.remaining, dtype),
+            maxiter=jnp.minimum(state.thresholds.maxiter, jnp.asarray(plan.maxiter, dtype)),
+            ftarget=jnp.asarray(schedule.ftarget, dtype),
+        )
+        return state.replace(thresholds=thresholds)
+
+    def load_restarts(self, resume, setup, schedule: RestartSchedule, x0_fn: Callable):
+        """The carry, rows, plan and generations of a restarts checkpoint; updates ``schedule``."""
+        problem = self.problem
+
+        def template(extra):
+            plan = RunPlan(*extra["plan"])
+            shapes = jax.eval_shape(problem.strategy(plan.popsize).init, x0_fn(jax.random.key(0)))
+            state = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+            fitness = jnp.zeros((plan.popsize,), state.mean.dtype)
+            key = jax.random.key(0)
+            return ((state, key, fitness), key, np.zeros(state.mean.shape, state.mean.dtype))
+
+        (carry, schedule_key, best_x), rows, extra = ckpt.load(resume, setup, template)
+        for name, value in extra["schedule"].items():
+            setattr(schedule, name, value)
+        plan = RunPlan(*extra["plan"])
+        return (tuple(carry), schedule_key, np.asarray(best_x)), rows, plan, extra["generations"]
+
+    def report(self, rows: list, evaluations: int, state: Any) -> None:
+        ratio = rows[-1]["axis_ratio"]
+        self.bar.update(
+            evaluations,
+            float(rows[-1]["best_fitness"][-1]) if len(ratio) else float(state.best_fitness),
+            float(state.sigma),
+            float(ratio[-1]) if len(ratio) else math.nan,
         )
 
-    termination = TerminationOptions(**termination_kwargs)
-    strategy = factory(sigma0, termination=termination, **strategy_kwargs)
-    state = strategy.init(x0)
-    batched = _batched_objective(fun, vectorized, host_function, x0)
-    population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
-    if not host_function:
-        _check_traceable(batched, population)
-    diagnostics = sys.modules[type(state).__module__].diagnostics
-    k = HISTORY_COORDINATES
-    generations = math.ceil(chunk_generations / history_every) * history_every
-    program = _chunk_program(strategy, batched, diagnostics, generations, history_every, k)
+    def result(self, state, rows, stop: set[str], x, runs: int, **fields) -> OptimizeResult:
+        stop = set(stop) | set(term_lib.stop_reasons(jax.device_get(state.stop)))
+        best = float(fields.pop("fun", state.best_fitness))
+        elapsed = time.perf_counter() - self.started
+        return OptimizeResult(
+            x=jax.device_get(x),
+            fun=best,
+            nfev=int(fields.pop("nfev", state.evaluations)),
+            nit=int(fields.pop("nit", state.generation)),
+            stop=stop,
+            success=_success(stop, self.ftarget, best),
+            message=_message(stop) + fields.pop("suffix", ""),
+            history=_history(rows),
+            state=state,
+            runs=runs,
+            compile_seconds=self.compile_seconds,
+            run_seconds=max(elapsed - self.compile_seconds, 0.0),
+        )
 
-    lam = jax.tree.leaves(population)[0].shape[0]
-    key = jax.random.key(seed)
-    fitness = jnp.zeros((lam,), state.mean.dtype)
-    rows: list[dict[str, np.ndarray]] = []
-    setup = ckpt.setup_fingerprint(method, state, seed, strategy_kwargs, termination_kwargs)
-    if resume is not None:
-        state, key, fitness, rows = ckpt.load(resume, setup, (state, key, fitness))
-
-    bar = _Progress(progress, max_evals)
-    stop: set[str] = set()
-    try:
-        while not bool(state.stopped):
-            state, key, fitness, chunk_rows = program(state, key, fitness)
-            rows.append(_keep_new_rows(jax.device_get(chunk_rows), rows))
-            if checkpoint is not None:
-                ckpt.save(checkpoint, setup, (state, key, fitness), rows)
-            ratio = rows[-1]["axis_ratio"]
-            bar.update(
-                int(state.evaluations),
-                float(state.best_fitness),
-                float(state.sigma),
-                float(ratio[-1]) if len(ratio) else math.nan,
-            )
-            if callback is not None:
-                callback(_result(state, rows, ftarget, set()))
-    except KeyboardInterrupt:
-        stop = {"interrupted"}
-    finally:
-        bar.close()
-    return _result(state, rows, ftarget, stop)
+    def restart_result(self, schedule, state, best_x, rows, stop, kind="") -> OptimizeResult:
+        best = schedule.best_fitness
+        if not math.isfinite(best) or float(state.best_fitness) < best:
+            best = min(best, float(state.best_fitness))
+        if best <= schedule.ftarget:
+            stop = set(stop) | {"ftarget"}
+        x = state.layout.unravel(jnp.asarray(best_x))
+        runs = max(schedule.runs, 1)
+        suffix = f" after {schedule.runs} runs ({kind})" if kind else ""
+        generations = int(rows[-1]["generation"][-1]) if rows and len(rows[-1]["generation"]) else 0
+        return self.result(
+            state,
+            rows,
+            stop,
+            x,
+            runs,
+            fun=best,
+            nfev=schedule.spent if kind else schedule.spent + int(state.evaluations),
+            nit=generations,
+            suffix=suffix,
+        )
 
 
-def _keep_new_rows(chunk: dict[str, np.ndarray], previous: list) -> dict[str, np.ndarray]:
+def _better(best_x: np.ndarray, best_fitness: float, state: Any) -> np.ndarray:
+    """The schedule's best solution, updated with the current run's best."""
+    if float(state.best_fitness) < best_fitness:
+        return np.asarray(state.best_x)
+    return best_x
+
+
+def _add_run_columns(chunk: dict, schedule: RestartSchedule, plan: RunPlan, generations: int):
+    """Per-row run, λ and regime; generation, evaluations and best f over all runs."""
+    rows = len(chunk["generation"])
+    chunk["generation"] = chunk["generation"] + generations
+    chunk["evaluations"] = chunk["evaluations"] + schedule.spent
+    chunk["best_fitness"] = np.minimum(chunk["best_fitness"], schedule.best_fitness).astype(
+        chunk["best_fitness"].dtype
+    )
+    chunk["run"] = np.full(rows, schedule.runs, np.int32)
+    chunk["popsize"] = np.full(rows, plan.popsize, np.int32)
+    chunk["regime"] = np.full(rows, plan.regime, "<U5")
+
+
+def _keep_new_rows(chunk: dict[str, np.ndarray], previous: list, offset: int = 0) -> dict:
     """Drop rows recorded after the run stopped (their generation did not advance)."""
-    last = previous[-1]["generation"][-1] if previous and len(previous[-1]["generation"]) else -1
+    recorded = [r["generation"] for r in previous if len(r["generation"])]
+    last = recorded[-1][-1] - offset if recorded else -1
     generation = np.asarray(chunk["generation"])
     keep = generation > np.maximum.accumulate(np.concatenate([[last], generation[:-1]]))
     return {name: np.asarray(values)[keep] for name, values in chunk.items()}
@@ -358,77 +666,3 @@ def _history(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if not rows:
         return {}
     return {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
-
-
-def _result(state, rows, ftarget, stop: set[str]) -> OptimizeResult:
-    stop = set(stop) | set(term_lib.stop_reasons(jax.device_get(state.stop)))
-    best = float(state.best_fitness)
-    return OptimizeResult(
-        x=jax.device_get(state.best),
-        fun=best,
-        nfev=int(state.evaluations),
-        nit=int(state.generation),
-        stop=stop,
-        success=_success(stop, ftarget, best),
-        message=_message(stop),
-        history=_history(rows),
-        state=state,
-    )
-
-
-def _minimize_with_restarts(
-    fun,
-    x0,
-    sigma0,
-    factory,
-    schedule,
-    strategy_kwargs,
-    termination_kwargs,
-    max_evals,
-    ftarget,
-    seed,
-) -> OptimizeResult:
-    """``cmajax.ipop``/``bipop`` with one schedule, reported as an ``OptimizeResult``."""
-    for name in ("maxfevals", "ftarget"):
-        termination_kwargs.pop(name, None)
-    termination = TerminationOptions(**termination_kwargs)
-    x0_fn = x0 if callable(x0) else (lambda key: x0)
-    probe = x0_fn(jax.random.key(0))
-    _check_traceable(jax.vmap(fun), jax.tree.map(lambda a: jnp.stack([a, a]), probe))
-
-    others = {k: v for k, v in strategy_kwargs.items() if k != "popsize"}
-
-    def strategy_factory(popsize):
-        return factory(sigma0, popsize=popsize, termination=termination, **others)
-
-    result = schedule(
-        fun,
-        x0_fn,
-        jax.random.key(seed),
-        sigma0=sigma0,
-        max_evals=1e5 if max_evals is None else max_evals,
-        ftarget=-math.inf if ftarget is None else ftarget,
-        popsize0=strategy_kwargs.get("popsize"),
-        strategy_factory=strategy_factory,
-    )
-    best = float(result.best_fitness[0])
-    last = [r[0] for r in result.stop_reasons if r[0]]
-    stop = set(last[-1]) if last else set()
-    if ftarget is not None and best <= ftarget:
-        stop.add("ftarget")
-    history = {
-        "run": np.arange(len(result.popsizes)),
-        "popsize": np.array([p[0] for p in result.popsizes]),
-        "regime": np.array([r[0] for r in result.regimes]),
-    }
-    return OptimizeResult(
-        x=jax.device_get(jax.tree.map(lambda a: a[0], result.best_x)),
-        fun=best,
-        nfev=int(result.evaluations[0]),
-        nit=int(result.runs[0]),
-        stop=stop,
-        success=_success(stop, ftarget, best),
-        message=_message(stop) + f" after {int(result.runs[0])} runs ({schedule.__name__})",
-        history=history,
-        state=None,
-    )

@@ -21,10 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cmajax import compilation
 from cmajax.base import PyTree, Strategy
 from cmajax.batching import lazy_cond
 from cmajax.cma_es import cma_es
-from cmajax.termination import TerminationOptions, default_maxiter
+from cmajax.restart_schedule import RestartSchedule
+from cmajax.termination import TerminationOptions
 
 Array = jax.Array
 
@@ -213,110 +215,100 @@ def _restart_schedules(
     """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
     if experiments < 1:
         raise ValueError(f"experiments must be >= 1, got {experiments}.")
-    if not max_evals > 0:
-        raise ValueError(f"max_evals must be > 0, got {max_evals}.")
-    if incpopsize < 1:
-        raise ValueError(f"incpopsize must be >= 1, got {incpopsize}.")
-    if max_restarts < 0:
-        raise ValueError(f"max_restarts must be >= 0, got {max_restarts}.")
     if strategy_factory is None:
+        termination = TerminationOptions() if termination is None else termination
+        # The program does not depend on σ0 (each run's σ0 is an argument), so it is shared by
+        # every call with the same termination options.
+        factory_key: Any = ("cma_es", termination)
 
         def strategy_factory(popsize):
             return cma_es(sigma0, popsize=popsize, termination=termination)
 
-    programs: dict[int, Any] = {}
+    else:
+        factory_key = strategy_factory
+
     if fun_args is None:
         objective = lambda x, _: fun(x)  # noqa: E731
         fun_args = jnp.zeros((experiments,))
     else:
         objective = fun
+    used: set[int] = set()
 
-    def program_for(lam: int):
-        if lam not in programs:
-            programs[lam] = _stage_program(strategy_factory(lam), objective)
-        return programs[lam]
+    def program_for(lam: int, args: tuple):
+        used.add(lam)
+        program, _ = compilation.compiled(
+            ("restart_stage", factory_key, fun, fun_args is None, lam),
+            lambda: _stage_program(strategy_factory(lam), objective),
+            args,
+        )
+        return program
 
     probe = x0_fn(jax.random.key(0))
     n = sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree_util.tree_leaves(probe))
-    lam0 = popsize0 or 4 + int(3 * math.log(n))
-    maxiter0 = default_maxiter(n, lam0)
+    schedules = [
+        RestartSchedule.create(
+            n,
+            bipop=bipop,
+            popsize0=popsize0,
+            incpopsize=incpopsize,
+            max_restarts=max_restarts,
+            max_evals=max_evals,
+            ftarget=ftarget,
+        )
+        for _ in range(experiments)
+    ]
     e_all = np.arange(experiments)
-    spent = np.zeros(experiments, np.int64)
-    runs = np.zeros(experiments, np.int64)
-    small_runs = np.zeros(experiments, np.int64)
-    small_evals = np.zeros(experiments, np.int64)
-    large_evals = np.zeros(experiments, np.int64)
-    done = np.zeros(experiments, bool)
-    best_f = np.full(experiments, np.inf)
     best_x = None
     history_lam, history_regime, history_reasons = [], [], []
     keys = jax.random.split(key, experiments)
-    irun = 0
-    while not done.all():
+    while not all(s.done for s in schedules):
+        done = np.array([s.done for s in schedules])
         keys = jax.vmap(lambda k: jax.random.split(k, 4))(keys)
         draws = np.asarray(jax.vmap(lambda k: jax.random.uniform(k, (2,)))(keys[:, 3]))
-        lam = np.zeros(experiments, np.int64)
-        sigma_factor = np.ones(experiments)
-        maxiter = np.full(experiments, np.inf)
-        regime = np.array([""] * experiments, dtype=object)
-        for e in e_all[~done]:
-            small = bipop and (irun == 0 or small_evals[e] < max(1, large_evals[e]))
-            if irun == 0:
-                lam[e] = lam0
-            elif small:
-                # pycma: local search with σ0·0.01^U and λ0·m^(U²), m from the large runs.
-                small_runs[e] += 1
-                multiplier = incpopsize ** (irun - small_runs[e])
-                sigma_factor[e] = 0.01 ** draws[e, 0]
-                lam[e] = int(lam0 * multiplier ** (draws[e, 1] ** 2))
-                maxiter[e] = min(maxiter0, 0.5 * large_evals[e] / lam[e])
-            else:
-                lam[e] = lam0 * incpopsize ** (irun - small_runs[e])
-                maxiter[e] = maxiter0 if bipop else np.inf
-            regime[e] = "small" if small else "large"
+        plans = [None if s.done else s.plan(tuple(draws[e])) for e, s in enumerate(schedules)]
+        lam = np.array([0 if p is None else p.popsize for p in plans], np.int64)
+        sigma_factor = np.array([1.0 if p is None else p.sigma_factor for p in plans])
+        maxiter = np.array([np.inf if p is None else p.maxiter for p in plans])
+        regime = ["" if p is None else p.regime for p in plans]
         x0s = jax.vmap(x0_fn)(keys[:, 1])
         round_reasons: list[list[str]] = [[] for _ in range(experiments)]
         for value in sorted(set(lam[~done].tolist())):
             members = (~done) & (lam == value)
-            states = program_for(int(value))(
+            args = (
                 x0s,
                 jnp.asarray(sigma0 * sigma_factor),
                 keys[:, 2],
-                jnp.asarray(np.maximum(max_evals - spent, 0).astype(np.float64)),
+                jnp.asarray(np.array([max(s.remaining, 0) for s in schedules], np.float64)),
                 jnp.asarray(maxiter),
                 jnp.asarray(members),
-                ftarget,
+                jnp.asarray(ftarget),
                 fun_args,
             )
+            states = program_for(int(value), args)(*args)
             evals = np.asarray(states.evaluations).astype(np.int64) * members
-            spent += evals
-            small_evals += evals * (regime == "small")
-            large_evals += evals * (regime == "large")
-            runs += members
             f = np.asarray(states.best_fitness, np.float64)
             xs = np.asarray(states.best_x)
-            improved = members & (f < best_f)
+            previous = np.array([s.best_fitness for s in schedules])
+            improved = members & (f < previous)
             best_x = xs.copy() if best_x is None else np.where(improved[:, None], xs, best_x)
-            best_f = np.where(improved, f, best_f)
             flags = jax.tree.map(np.asarray, states.stop)
             for e in e_all[members]:
+                schedules[e].record(plans[e], int(evals[e]), float(f[e]))
                 round_reasons[e] = [
                     k for k, v in zip(flags._fields, flags, strict=True) if bool(v[e])
                 ]
         history_lam.append(lam.tolist())
-        history_regime.append(regime.tolist())
+        history_regime.append(regime)
         history_reasons.append(round_reasons)
-        irun += 1
-        done |= (best_f <= ftarget) | (spent >= max_evals) | (irun - small_runs > max_restarts)
         keys = keys[:, 0]
     return RestartResult(
         best_x=best_x,
-        best_fitness=best_f,
-        evaluations=spent,
-        runs=runs,
+        best_fitness=np.array([s.best_fitness for s in schedules]),
+        evaluations=np.array([s.spent for s in schedules], np.int64),
+        runs=np.array([s.runs for s in schedules], np.int64),
         popsizes=history_lam,
         regimes=history_regime,
-        compilations=len(programs),
+        compilations=len(used),
         stop_reasons=history_reasons,
     )
 

@@ -154,7 +154,7 @@ def sep_cma_es(
         lam = state.constants.weights.shape[0]
         return guarded_tell(state, population, fitness, lam, _tell)
 
-    return Strategy(init=init, ask=ask, tell=tell)
+    return Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
 
 
 def _tell(state: SepCMAState, x: Array, fitness: Array) -> SepCMAState:

@@ -52,5 +52,5 @@ def test_layout_round_trips_any_params_dict(tree_shapes, popsize):
 def test_strategy_is_a_named_tuple_of_pure_functions():
     es = cmajax.cma_es(1.0)
     assert isinstance(es, cmajax.Strategy)
-    init, ask, tell = es
-    assert callable(init) and callable(ask) and callable(tell)
+    init, ask, tell, diagnostics = es
+    assert callable(init) and callable(ask) and callable(tell) and callable(diagnostics)

@@ -1,0 +1,136 @@
+"""pycma's IPOP and BIPOP restart rule for one schedule, as plain host-side bookkeeping.
+
+IPOP-CMA-ES (Auger & Hansen, CEC 2005) doubles λ at each restart; BIPOP-CMA-ES (Hansen, GECCO
+BBOB workshop 2009) interleaves those large-population runs with small-population local runs
+whenever the small regime has spent fewer evaluations than the large one (pycma ``fmin``'s
+restart loop). The rule only decides, between runs, the next run's λ, σ0 factor and iteration
+cap; the runs themselves are compiled programs (``cmajax.ipop``/``bipop`` run many schedules
+side by side, ``cmajax.minimize`` one, in chunks). Its fields are plain numbers, so a checkpoint
+stores them as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+from cmajax.termination import default_maxiter
+
+
+class RunPlan(NamedTuple):
+    """What the next run of a schedule uses."""
+
+    popsize: int
+    sigma_factor: float
+    """σ0 of the run = σ0 · sigma_factor (BIPOP's small runs: 0.01^U)."""
+    maxiter: float
+    """Iteration cap of the run (inf: the strategy's default ``maxiter``)."""
+    regime: str
+    """"large" or "small" (IPOP runs are all "large")."""
+
+
+@dataclasses.dataclass
+class RestartSchedule:
+    """One IPOP or BIPOP schedule: ``plan`` the next run, ``record`` its outcome, until ``done``.
+
+    Attributes:
+      bipop: BIPOP (else IPOP).
+      popsize0: λ0 of the first run.
+      maxiter0: the default ``maxiter`` for (n, λ0), which caps BIPOP's runs.
+      incpopsize: factor of the population growth.
+      max_restarts: large-population restarts before the schedule ends.
+      max_evals: evaluation budget of the schedule.
+      ftarget: the schedule ends once its best f ≤ ftarget.
+      runs, small_runs: runs made, and how many of them were small (BIPOP).
+      small_evals, large_evals, spent: evaluations per regime and in all.
+      best_fitness: best f over all runs.
+    """
+
+    bipop: bool
+    popsize0: int
+    maxiter0: float
+    incpopsize: int = 2
+    max_restarts: int = 9
+    max_evals: float = 1e5
+    ftarget: float = -math.inf
+    runs: int = 0
+    small_runs: int = 0
+    small_evals: int = 0
+    large_evals: int = 0
+    spent: int = 0
+    best_fitness: float = math.inf
+
+    @classmethod
+    def create(
+        cls,
+        n: int,
+        *,
+        bipop: bool,
+        popsize0: int | None = None,
+        incpopsize: int = 2,
+        max_restarts: int = 9,
+        max_evals: float = 1e5,
+        ftarget: float = -math.inf,
+    ) -> RestartSchedule:
+        """A fresh schedule for dimension n (λ0 default 4 + ⌊3 ln n⌋); checks the options."""
+        if not max_evals > 0:
+            raise ValueError(f"max_evals must be > 0, got {max_evals}.")
+        if incpopsize < 1:
+            raise ValueError(f"incpopsize must be >= 1, got {incpopsize}.")
+        if max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {max_restarts}.")
+        lam0 = popsize0 or 4 + int(3 * math.log(n))
+        return cls(
+            bipop=bipop,
+            popsize0=lam0,
+            maxiter0=default_maxiter(n, lam0),
+            incpopsize=incpopsize,
+            max_restarts=max_restarts,
+            max_evals=max_evals,
+            ftarget=ftarget,
+        )
+
+    @property
+    def done(self) -> bool:
+        """Target reached, budget spent, or the large restarts used up."""
+        return (
+            self.best_fitness <= self.ftarget
+            or self.spent >= self.max_evals
+            or self.runs - self.small_runs > self.max_restarts
+        )
+
+    @property
+    def remaining(self) -> float:
+        """Evaluations left in the budget (the next run's ``maxfevals``)."""
+        return max(self.max_evals - self.spent, 0)
+
+    def plan(self, u: tuple[float, float]) -> RunPlan:
+        """The next run, from two uniform draws ``u`` in [0, 1) (used by BIPOP's small runs).
+
+        pycma: small runs use σ0·0.01^U₀ and λ0·m^(U₁²) with m = incpopsize^(large restarts so
+        far), capped at half the large regime's evaluations in iterations; large runs use
+        λ0·m and, under BIPOP, the default ``maxiter`` of λ0. The first run counts as small.
+        """
+        irun = self.runs
+        small = self.bipop and (irun == 0 or self.small_evals < max(1, self.large_evals))
+        if irun == 0:
+            return RunPlan(self.popsize0, 1.0, math.inf, "small" if small else "large")
+        if small:
+            multiplier = self.incpopsize ** (irun - (self.small_runs + 1))
+            popsize = int(self.popsize0 * multiplier ** (u[1] ** 2))
+            maxiter = min(self.maxiter0, 0.5 * self.large_evals / popsize)
+            return RunPlan(popsize, 0.01 ** u[0], maxiter, "small")
+        popsize = self.popsize0 * self.incpopsize ** (irun - self.small_runs)
+        return RunPlan(popsize, 1.0, self.maxiter0 if self.bipop else math.inf, "large")
+
+    def record(self, plan: RunPlan, evaluations: int, best_fitness: float) -> None:
+        """Account for a finished run of ``plan``."""
+        self.runs += 1
+        self.small_runs += plan.regime == "small" and self.runs > 1
+        self.spent += evaluations
+        if plan.regime == "small":
+            self.small_evals += evaluations
+        else:
+            self.large_evals += evaluations
+        self.best_fitness = min(self.best_fitness, best_fitness)
