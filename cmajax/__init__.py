@@ -15,6 +15,7 @@ from cmajax import functions, transforms
 from cmajax.base import Layout, Strategy
 from cmajax.bookkeeping import RunState
 from cmajax.checkpoint import CheckpointError
+from cmajax.compilation import enable_compilation_cache
 from cmajax.cma_es import CMAState, cma_es
 from cmajax.lm_ma_es import LMMAState, lm_ma_es
 from cmajax.minimize import OptimizeResult, minimize
@@ -43,6 +44,7 @@ __all__ = [
     "bipop",
     "cma_es",
     "cma_parameters",
+    "enable_compilation_cache",
     "functions",
     "ipop",
     "lm_ma_es",

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from cmajax import step_size
 from cmajax import termination as term_lib
-from cmajax.base import PyTree, Strategy, layout_of
+from cmajax.base import PyTree, Strategy, layout_of, standard_normal
 from cmajax.batching import lazy_cond
 from cmajax.bookkeeping import (
     RunState,
@@ -248,7 +248,7 @@ def cma_es(
         """λ candidates x_k = m + σ S z_k, z_k ~ N(0, I), S Sᵀ = C (tutorial eqs. 38-40)."""
         lam = state.constants.weights.shape[0]
         n = state.mean.shape[0]
-        z = jax.random.normal(key, (lam, n), state.mean.dtype)
+        z = standard_normal(key, lam, n, state.mean.dtype)
         y = jnp.matmul(z, state.S.T, precision=HIGHEST)
         return state.layout.unravel(state.mean + state.sigma * y)
 

@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -28,9 +27,7 @@ import jax
 MAX_PROGRAMS = 64
 
 _programs: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
-_pending: dict[Hashable, Future] = {}
 _lock = threading.Lock()
-_background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmajax-compile")
 
 
 def default_cache_dir() -> str:
@@ -57,6 +54,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
     """
     directory = os.fspath(default_cache_dir() if path is None else path)
     os.makedirs(directory, exist_ok=True)
+    jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
@@ -89,9 +87,8 @@ def compiled(key: Hashable, build: Callable[[], Callable], args: tuple) -> tuple
     """The compiled ``build()`` for ``args`` and the seconds spent compiling it now.
 
     ``key`` must name everything the program depends on besides the arguments' shapes and
-    dtypes (which are added here). A program compiled before under the same key, or being
-    compiled in the background by ``prefetch``, is returned without compiling (0 s, or the
-    time spent waiting for the background compilation).
+    dtypes (which are added here). A program compiled before under the same key is returned
+    without compiling (0 s).
     """
     full = (key, signature(args))
     with _lock:
@@ -99,42 +96,10 @@ def compiled(key: Hashable, build: Callable[[], Callable], args: tuple) -> tuple
         if program is not None:
             _programs.move_to_end(full)
             return program, 0.0
-        pending = _pending.get(full)
     start = time.perf_counter()
-    program = None
-    if pending is not None:
-        try:
-            program = pending.result()
-        except Exception:  # noqa: BLE001  the foreground compilation below reports it
-            program = None
-    if program is None:
-        program = _compile(build, args)
+    program = _compile(build, args)
     _remember(full, program)
     return program, time.perf_counter() - start
-
-
-def prefetch(key: Hashable, build: Callable[[], Callable], args: tuple) -> None:
-    """Compile ``build()`` for ``args`` (arrays or ``ShapeDtypeStruct``) in a background thread.
-
-    XLA compiles without holding Python's lock, so the caller's compiled program keeps running
-    meanwhile; ``compiled`` with the same key later picks the result up.
-    """
-    full = (key, signature(args))
-    with _lock:
-        if full in _programs or full in _pending:
-            return
-
-    def work():
-        try:
-            program = _compile(build, args)
-            _remember(full, program)
-            return program
-        finally:
-            with _lock:
-                _pending.pop(full, None)
-
-    with _lock:
-        _pending[full] = _background.submit(work)
 
 
 def clear() -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from cmajax import checkpoint as ckpt
 from cmajax import compilation
 from cmajax import termination as term_lib
-from cmajax.base import PyTree, Strategy, layout_of
+from cmajax.base import PyTree, Strategy, check_finite_x0, check_sigma0, layout_of
 from cmajax.cma_es import cma_es
 from cmajax.lm_ma_es import lm_ma_es
 from cmajax.restart_schedule import RestartSchedule, RunPlan
@@ -385,6 +385,7 @@ class _Problem:
     generations: int
     every: int
     checked: bool = False
+    compile_seconds: float = 0.0
 
     def strategy(self, popsize: int | None = None) -> Strategy:
         kwargs = dict(self.strategy_kwargs)
@@ -393,8 +394,51 @@ class _Problem:
         termination = TerminationOptions(**self.termination_kwargs)
         return METHODS[self.method](self.sigma0, termination=termination, **kwargs)
 
-    def program(self, strategy: Strategy, carry: tuple) -> tuple[Callable, float]:
-        """The compiled chunk program for the carry's shapes, and the seconds compiling it."""
+    def key(self, kind: str, popsize: int, *more: Any) -> tuple:
+        """What a program depends on besides its arguments' shapes: never σ0 or x0's values."""
+        options = tuple(sorted((k, repr(v)) for k, v in self.strategy_kwargs.items()))
+        return (kind, self.method, options, popsize, *more)
+
+    def init(
+        self, popsize: int | None, x0: PyTree, sigma0: float, limits: tuple | None = None
+    ) -> tuple[Strategy, Any]:
+        """The strategy for ``popsize`` and ``init(x0, sigma0)`` run as a kept compiled program.
+
+        ``limits`` = (maxfevals, maxiter cap, ftarget) of a restart's run, set as ``ipop``
+        sets them; ``None`` keeps the termination options'. σ0 and x0 are checked here, since
+        the traced ``init`` cannot check values.
+        """
+        strategy = self.strategy(popsize)
+        layout, dtype = layout_of(x0)
+        check_sigma0(sigma0)
+        check_finite_x0(layout.ravel(x0))
+        termination = tuple(sorted((k, repr(v)) for k, v in self.termination_kwargs.items()))
+
+        def build():
+            def init(x0, sigma0, limits):
+                state = strategy.init(x0, sigma0)
+                if limits is None:
+                    return state
+                maxfevals, maxiter, ftarget = limits
+                thresholds = state.thresholds._replace(
+                    maxfevals=maxfevals,
+                    maxiter=jnp.minimum(state.thresholds.maxiter, maxiter),
+                    ftarget=ftarget,
+                )
+                return state.replace(thresholds=thresholds)
+
+            return init
+
+        if limits is not None:
+            limits = tuple(jnp.asarray(v, dtype) for v in limits)
+        args = (x0, jnp.asarray(sigma0, dtype), limits)
+        start = time.perf_counter()
+        program, _ = compilation.compiled(self.key("init", popsize, termination), build, args)
+        self.compile_seconds += time.perf_counter() - start
+        return strategy, program(*args)
+
+    def program(self, strategy: Strategy, carry: tuple) -> Callable:
+        """The compiled chunk program for the carry's shapes (seconds into compile_seconds)."""
         state, _, fitness = carry
         x0 = state.layout.unravel(state.mean)
         batched = _batched_objective(self.fun, self.vectorized, self.host_function, x0)
@@ -404,13 +448,10 @@ class _Problem:
             self.checked = True
         # The program depends on the strategy's options and λ, not on σ0 or the termination
         # thresholds, which the state carries as arrays.
-        options = tuple(sorted((k, repr(v)) for k, v in self.strategy_kwargs.items()))
-        key = (
-            "minimize",
-            self.fun,
-            self.method,
-            options,
+        key = self.key(
+            "chunk",
             fitness.shape[0],
+            self.fun,
             self.vectorized,
             self.host_function,
             self.generations,
@@ -423,7 +464,8 @@ class _Problem:
             ),
             carry,
         )
-        return program, time.perf_counter() - start
+        self.compile_seconds += time.perf_counter() - start
+        return program
 
 
 @dataclasses.dataclass
@@ -436,7 +478,6 @@ class _Driver:
     callback: Callable | None
     ftarget: float | None
     bar: _Progress
-    compile_seconds: float = 0.0
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def setup(self, state: Any, restarts: str | None) -> dict[str, Any]:
@@ -447,15 +488,9 @@ class _Driver:
         setup["restarts"] = restarts
         return setup
 
-    def program(self, strategy: Strategy, carry: tuple) -> Callable:
-        program, seconds = self.problem.program(strategy, carry)
-        self.compile_seconds += seconds
-        return program
-
     def single(self, x0: PyTree, resume) -> OptimizeResult:
         """One run, as before restarts existed."""
-        strategy = self.problem.strategy()
-        state = strategy.init(x0)
+        strategy, state = self.problem.init(None, x0, self.problem.sigma0)
         population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
         lam = jax.tree.leaves(population)[0].shape[0]
         carry = (state, jax.random.key(self.seed), jnp.zeros((lam,), state.mean.dtype))
@@ -463,7 +498,7 @@ class _Driver:
         setup = self.setup(state, None)
         if resume is not None:
             carry, rows, _ = ckpt.load(resume, setup, carry)
-        program = self.program(strategy, carry)
+        program = self.problem.program(strategy, carry)
         stop: set[str] = set()
         try:
             while not bool(carry[0].stopped):
@@ -516,11 +551,12 @@ class _Driver:
                     schedule_key, x0_key, run_key, draw_key = jax.random.split(schedule_key, 4)
                     draws = np.asarray(jax.random.uniform(draw_key, (2,)), np.float64)
                     plan = schedule.plan((float(draws[0]), float(draws[1])))
-                    strategy = problem.strategy(plan.popsize)
-                    state = self.start(strategy, x0_fn(x0_key), plan, schedule)
+                    limits = (schedule.remaining, plan.maxiter, schedule.ftarget)
+                    sigma0 = problem.sigma0 * plan.sigma_factor
+                    strategy, state = problem.init(plan.popsize, x0_fn(x0_key), sigma0, limits)
                     carry = (state, run_key, jnp.zeros((plan.popsize,), state.mean.dtype))
                 strategy = problem.strategy(plan.popsize)
-                program = self.program(strategy, carry)
+                program = self.problem.program(strategy, carry)
                 while not bool(carry[0].stopped):
                     *carry, raw = program(*carry)
                     carry = tuple(carry)
@@ -552,17 +588,6 @@ class _Driver:
                 best_x = _better(best_x, schedule.best_fitness, state)
                 schedule.record(plan, int(state.evaluations), float(state.best_fitness))
         return self.restart_result(schedule, state, best_x, rows, stop, kind)
-
-    def start(self, strategy: Strategy, x0: PyTree, plan: RunPlan, schedule: RestartSchedule):
-        """A run's state with the budget left, its iteration cap and the target (as ``ipop``)."""
-        state = strategy.init(x0, self.problem.sigma0 * plan.sigma_factor)
-        dtype = state.thresholds.maxfevals.dtype
-        thresholds = state.thresholds._replace(
-            maxfevals=jnp.asarray(schedule.remaining, dtype),
-            maxiter=jnp.minimum(state.thresholds.maxiter, jnp.asarray(plan.maxiter, dtype)),
-            ftarget=jnp.asarray(schedule.ftarget, dtype),
-        )
-        return state.replace(thresholds=thresholds)
 
     def load_restarts(self, resume, setup, schedule: RestartSchedule, x0_fn: Callable):
         """The carry, rows, plan and generations of a restarts checkpoint; updates ``schedule``."""
@@ -606,8 +631,8 @@ class _Driver:
             history=_history(rows),
             state=state,
             runs=runs,
-            compile_seconds=self.compile_seconds,
-            run_seconds=max(elapsed - self.compile_seconds, 0.0),
+            compile_seconds=self.problem.compile_seconds,
+            run_seconds=max(elapsed - self.problem.compile_seconds, 0.0),
         )
 
     def restart_result(self, schedule, state, best_x, rows, stop, kind="") -> OptimizeResult:
