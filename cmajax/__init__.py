@@ -15,8 +15,8 @@ from cmajax import functions, transforms
 from cmajax.base import Layout, Strategy
 from cmajax.bookkeeping import RunState
 from cmajax.checkpoint import CheckpointError
-from cmajax.compilation import enable_compilation_cache
 from cmajax.cma_es import CMAState, cma_es
+from cmajax.compilation import enable_compilation_cache
 from cmajax.lm_ma_es import LMMAState, lm_ma_es
 from cmajax.minimize import OptimizeResult, minimize
 from cmajax.parameters import CMAParameters, cma_parameters, sep_cma_parameters
