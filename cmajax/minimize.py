@@ -40,6 +40,8 @@ METHODS = {"cma_es": cma_es, "sep_cma_es": sep_cma_es, "lm_ma_es": lm_ma_es}
 RESTARTS = (None, "ipop", "bipop")
 # Options of the restart rule that ``options`` may hold with ``restarts``.
 RESTART_OPTIONS = ("max_restarts", "incpopsize")
+# Termination thresholds that the compiled programs take as data: changing them compiles nothing.
+LIMITS = ("maxfevals", "ftarget")
 HISTORY_COLUMNS = (
     "generation",
     "evaluations",
@@ -405,20 +407,29 @@ class _Problem:
         """The strategy for ``popsize`` and ``init(x0, sigma0)`` run as a kept compiled program.
 
         ``limits`` = (maxfevals, maxiter cap, ftarget) of a restart's run, set as ``ipop``
-        sets them; ``None`` keeps the termination options'. σ0 and x0 are checked here, since
-        the traced ``init`` cannot check values.
+        sets them; by default the termination options' ``maxfevals`` and ``ftarget``. Both are
+        arguments of the program, so a new budget or target compiles nothing. σ0 and x0 are
+        checked here, since the traced ``init`` cannot check values.
         """
         strategy = self.strategy(popsize)
         layout, dtype = layout_of(x0)
         check_sigma0(sigma0)
-        check_finite_x0(layout.ravel(x0))
-        termination = tuple(sorted((k, repr(v)) for k, v in self.termination_kwargs.items()))
+        # On the host: an eager ravel would compile for every new dtype or weak type of x0.
+        check_finite_x0(np.concatenate([np.ravel(np.asarray(a)) for a in jax.tree.leaves(x0)]))
+        if limits is None:
+            options = TerminationOptions(**self.termination_kwargs)
+            big = float(jnp.finfo(dtype).max)  # ±inf stored as ±max, as termination.thresholds
+            limits = tuple(
+                min(max(float(v), -big), big)
+                for v in (options.maxfevals, math.inf, options.ftarget)
+            )
+            limits = (limits[0], math.inf, limits[2])
+        static = {k: v for k, v in self.termination_kwargs.items() if k not in LIMITS}
+        termination = tuple(sorted((k, repr(v)) for k, v in static.items()))
 
         def build():
             def init(x0, sigma0, limits):
                 state = strategy.init(x0, sigma0)
-                if limits is None:
-                    return state
                 maxfevals, maxiter, ftarget = limits
                 thresholds = state.thresholds._replace(
                     maxfevals=maxfevals,
@@ -429,9 +440,7 @@ class _Problem:
 
             return init
 
-        if limits is not None:
-            limits = tuple(jnp.asarray(v, dtype) for v in limits)
-        args = (x0, jnp.asarray(sigma0, dtype), limits)
+        args = (x0, jnp.asarray(sigma0, dtype), tuple(jnp.asarray(v, dtype) for v in limits))
         start = time.perf_counter()
         program, _ = compilation.compiled(self.key("init", popsize, termination), build, args)
         self.compile_seconds += time.perf_counter() - start
@@ -642,7 +651,7 @@ class _Driver:
         if best <= schedule.ftarget:
             stop = set(stop) | {"ftarget"}
         x = state.layout.unravel(jnp.asarray(best_x))
-        runs = max(schedule.runs, 1)
+        runs = schedule.runs if kind else schedule.runs + 1  # + the run in progress
         suffix = f" after {schedule.runs} runs ({kind})" if kind else ""
         generations = int(rows[-1]["generation"][-1]) if rows and len(rows[-1]["generation"]) else 0
         return self.result(

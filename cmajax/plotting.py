@@ -11,10 +11,7 @@ import numpy as np
 def _history(result_or_history: Any) -> dict[str, np.ndarray]:
     history = getattr(result_or_history, "history", result_or_history)
     if not isinstance(history, dict) or "sigma" not in history:
-        raise ValueError(
-            "plot needs a minimize() result, or its .history, recorded without restarts "
-            "(restarts keep one row per run, not per generation)."
-        )
+        raise ValueError("plot needs a minimize() result, or its .history.")
     if len(history["sigma"]) == 0:
         raise ValueError("the history is empty: the run recorded no generation.")
     return history
@@ -29,6 +26,9 @@ def plot(result_or_history: Any, path: str | os.PathLike | None = None):
     3. principal axis lengths: square roots of the eigenvalues of C (or of the tracked
        spectrum, for the large-scale variants);
     4. coordinate standard deviations σ·√C_ii, on a log scale.
+
+    With restarts (a history with a ``run`` column) a dotted vertical line marks the start of
+    each run after the first, labelled with its λ and regime.
 
     ``path`` saves the figure (e.g. a PNG). Works headless (use the Agg backend there).
     """
@@ -53,9 +53,37 @@ def plot(result_or_history: Any, path: str | os.PathLike | None = None):
     axes[1, 1].set_title("standard deviations σ·√C_ii")
     for a in axes.ravel():
         a.grid(True, which="both", alpha=0.3)
+        _mark_restarts(a, h)
     for a in axes[1]:
         a.set_xlabel("evaluations")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+def restart_boundaries(history: dict[str, np.ndarray]) -> list[tuple[float, int, str]]:
+    """(evaluations at its first row, λ, regime) of every run after the first."""
+    if "run" not in history:
+        return []
+    run = np.asarray(history["run"])
+    starts = np.flatnonzero(run[1:] != run[:-1]) + 1
+    return [
+        (float(history["evaluations"][i]), int(history["popsize"][i]), str(history["regime"][i]))
+        for i in starts
+    ]
+
+
+def _mark_restarts(ax, history: dict[str, np.ndarray]) -> None:
+    for evaluations, popsize, regime in restart_boundaries(history):
+        ax.axvline(evaluations, color="0.4", linestyle=":", linewidth=0.8)
+        ax.annotate(
+            f"λ={popsize} {regime}",
+            (evaluations, 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            fontsize="x-small",
+            va="top",
+            ha="right",
+            color="0.3",
+        )
