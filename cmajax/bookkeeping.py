@@ -46,6 +46,8 @@ class RunState:
       best_x, best_fitness, best_evaluation: best solution seen, its f, and the evaluation
         count when it was found.
       sigma0: the initial step size (termination criteria use it).
+      popsize: λ, the candidates evaluated per generation. A state of a padded population
+        (``cma_es(..., capacity=Λ)``) asks Λ candidates, of which only the first λ count.
       thresholds: termination thresholds.
       termination: histories and the stop flags.
       layout: how flat vectors map to the user's params pytree (static).
@@ -59,6 +61,7 @@ class RunState:
     best_fitness: Array
     best_evaluation: Array
     sigma0: Array
+    popsize: Array
     thresholds: term_lib.Thresholds
     termination: term_lib.TerminationState
     layout: Layout
@@ -106,9 +109,17 @@ def check_factors(**factors: float) -> None:
 
 
 def start(
-    x0: PyTree, sigma0: Any, popsize: int, termination: TerminationOptions
+    x0: PyTree,
+    sigma0: Any,
+    popsize: int,
+    termination: TerminationOptions,
+    history_capacity: tuple[int, int] | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """The ``RunState`` fields of a fresh run with mean ``x0``, and the working dtype."""
+    """The ``RunState`` fields of a fresh run with mean ``x0``, and the working dtype.
+
+    ``history_capacity``: entries to allocate for the termination histories, when runs of
+    several λ share one compiled program (``termination.init_termination``).
+    """
     layout, dtype = layout_of(x0)
     n = layout.size
     mean = layout.ravel(x0).astype(dtype)
@@ -127,25 +138,34 @@ def start(
         best_fitness=jnp.asarray(jnp.inf, dtype),
         best_evaluation=int_zero,
         sigma0=jnp.asarray(sigma0, dtype),
+        popsize=jnp.asarray(popsize, jnp.int32),
         thresholds=term_lib.thresholds(termination, n, popsize, dtype),
-        termination=term_lib.init_termination(n, popsize, tolstag, dtype),
+        termination=term_lib.init_termination(n, popsize, tolstag, dtype, history_capacity),
         layout=layout,
     )
     return fields, dtype
 
 
 def guarded_tell(
-    state: RunState, population: PyTree, fitness: Array, popsize: int, update: Callable
+    state: RunState,
+    population: PyTree,
+    fitness: Array,
+    popsize: int,
+    update: Callable,
+    padded: bool = False,
 ) -> RunState:
     """Check and flatten the inputs, then ``update(state, x, fitness)`` unless stopped.
 
     NaN and ±inf fitness rank last. A stopped state is returned unchanged: a branch, not a
     select, so a finished run costs nothing and a vmapped batch skips the update entirely once
-    all of its runs have stopped.
+    all of its runs have stopped. ``popsize`` is the population's length; with ``padded``, the
+    candidates beyond the state's λ get +inf, so they rank last, after every real one.
     """
     fitness = check_fitness(fitness, popsize)
     x = state.layout.ravel_population(population, popsize).astype(state.mean.dtype)
     fitness = fitness.astype(state.mean.dtype)
+    if padded:
+        fitness = jnp.where(jnp.arange(popsize) < state.popsize, fitness, jnp.inf)
     return lazy_cond(~state.stopped, lambda op: update(*op), lambda op: op[0], (state, x, fitness))
 
 
@@ -160,6 +180,7 @@ def conclude(
     ranking: tuple[Array, Array, Array],
     proposal: dict[str, Array],
     diagnostics: Callable[[RunState], dict[str, Array | None]],
+    padded: bool = False,
 ) -> RunState:
     """Finish a generation: counters, best so far, acceptance of ``proposal``, termination.
 
@@ -173,11 +194,14 @@ def conclude(
       diagnostics: ``diagnostics(new_state)`` returns the termination inputs ``stds``
         (σ-free coordinate standard deviations), ``pc``, ``axis_lengths`` and ``axis_probe``
         (see ``termination.Snapshot``).
+      padded: ``x`` holds more candidates than the run's λ (``state.popsize``), the extra
+        ones ranked last.
     """
     order, fitness_sorted, n_finite = ranking
-    lam = x.shape[0]
+    # λ as a value where the population is padded, else the static length (the same number).
+    lam = state.popsize if padded else x.shape[0]
     generation = state.generation + 1
-    evaluations = state.evaluations + lam
+    evaluations = state.evaluations + state.popsize
     any_finite = n_finite > 0
 
     # Best so far (pycma ``es.best``).
@@ -196,7 +220,9 @@ def conclude(
     )
     termination = jax.tree.map(
         lambda new, old: jnp.where(any_finite, new, old),
-        term_lib.record_generation(termination, fitness_sorted, n_finite, generation),
+        term_lib.record_generation(
+            termination, fitness_sorted, n_finite, generation, lam if padded else None
+        ),
         termination,
     )
     new = state.replace(

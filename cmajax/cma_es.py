@@ -57,16 +57,21 @@ class Constants:
     cs: Array
     damps: Array
     chi_n: Array
+    decomposition_gap: Array
 
     @classmethod
-    def of(cls, parameters: CMAParameters, dtype: Any) -> Constants:
-        """The arrays of ``parameters`` (full or separable) in ``dtype``."""
-        return cls(
-            **{
-                f.name: jnp.asarray(getattr(parameters, f.name), dtype)
-                for f in dataclasses.fields(cls)
-            }
-        )
+    def of(cls, parameters: CMAParameters, dtype: Any, length: int | None = None) -> Constants:
+        """The arrays of ``parameters`` (full or separable) in ``dtype``.
+
+        ``length`` pads the weights with zeros to that many candidates (a padded population:
+        the extra candidates rank last and weigh nothing).
+        """
+        values = {
+            f.name: jnp.asarray(getattr(parameters, f.name), dtype) for f in dataclasses.fields(cls)
+        }
+        if length is not None:
+            values["weights"] = jnp.pad(values["weights"], (0, length - parameters.popsize))
+        return cls(**values)
 
 
 register(Constants, meta=())
@@ -160,6 +165,7 @@ def cma_es(
     decomposition_gap: float | None = None,
     factorization: str = "eigh",
     termination: TerminationOptions | None = None,
+    popsize_range: tuple[int, int] | None = None,
 ) -> Strategy:
     """Full CMA-ES (Hansen 2016, arXiv:1604.00772) with pycma 4.x defaults.
 
@@ -180,6 +186,14 @@ def cma_es(
         eigendecomposition is then only needed by ``noeffectaxis``, ``tolconditioncov`` and
         ``tolupsigma`` and is refreshed every max(gap, n) generations.
       termination: thresholds of the stopping criteria, ``TerminationOptions()`` by default.
+      popsize_range: ``(lo, hi)`` with lo ≤ λ ≤ hi: a padded population whose arrays have the
+        shapes of every λ in [lo, hi], so that one compiled program serves runs of all of them
+        (the restart drivers use it, where λ changes from run to run). ``ask`` returns hi
+        candidates, the first λ of which are exactly the candidates the unpadded strategy asks
+        (the normal draw is one flat threefry draw, whose first λ·n numbers do not depend on
+        its length); ``tell`` ranks the others last with zero weight and counts λ evaluations.
+        The evaluations and the criteria are those of λ; float sums over the zero-weighted
+        tail may round differently in the last bit.
 
     Returns:
       ``Strategy(init, ask, tell)``. See ``CMAState`` for the state's fields.
@@ -204,9 +218,12 @@ def cma_es(
     if decomposition_gap is not None and not decomposition_gap >= 0:
         raise ValueError(f"decomposition_gap must be >= 0 or None, got {decomposition_gap}.")
 
+    padded = popsize_range is not None
+    if padded:
+        lo, hi = _check_popsize_range(popsize_range, popsize)
     default_sigma0 = sigma0
 
-    def parameters(n: int):
+    def parameters(n: int, popsize: int | None = popsize):
         return cma_parameters(
             n,
             popsize,
@@ -225,8 +242,13 @@ def cma_es(
         s0 = default_sigma0 if sigma0 is None else sigma0
         n = layout_of(x0)[0].size
         p = parameters(n)
-        common, dtype = start(x0, s0, p.popsize, termination)
-        consts = Constants.of(p, dtype)
+        capacity = None
+        if padded:
+            if not lo <= p.popsize <= hi:
+                raise ValueError(f"popsize {p.popsize} is outside popsize_range {(lo, hi)}.")
+            capacity = term_lib.history_capacity(n, lo, termination.tolstagnation)
+        common, dtype = start(x0, s0, p.popsize, termination, capacity)
+        consts = Constants.of(p, dtype, hi if padded else None)
         zeros = jnp.zeros((n,), dtype)
         eye = jnp.eye(n, dtype=dtype)
         int_zero = jnp.zeros((), jnp.int32)
@@ -260,9 +282,19 @@ def cma_es(
         stops with the ``nonfinite`` flag. A stopped state is returned unchanged.
         """
         lam = state.constants.weights.shape[0]
-        gap = parameters(state.mean.shape[0]).decomposition_gap  # static: from n and options
+        n = state.mean.shape[0]
+        gap = parameters(n).decomposition_gap  # static: from n and options
+        if padded:
+            # One program serves [lo, hi]; the gap shrinks as λ grows (c1 + cμ grow with μ_eff),
+            # so where λ = lo decomposes every generation, every λ of the range does.
+            gap = None if parameters(n, lo).decomposition_gap <= 1 else state.constants
         return guarded_tell(
-            state, population, fitness, lam, lambda *op: _tell(*op, gap, factorization)
+            state,
+            population,
+            fitness,
+            lam,
+            lambda *op: _tell(*op, gap, factorization, padded),
+            padded=padded,
         )
 
     return Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
@@ -279,11 +311,19 @@ def _stamp(due: Array | None, generation: Array, last: Array) -> Array:
     return generation if due is None else jnp.where(due, generation, last)
 
 
-def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: str) -> CMAState:
+def _tell(
+    state: CMAState,
+    x: Array,
+    fitness: Array,
+    gap: float | None | Constants,
+    factorization: str,
+    padded: bool = False,
+) -> CMAState:
     """One generation of the update (tutorial eqs. 41-47), numerical guards included.
 
     ``gap`` is the static factorization gap: at most one generation (n ≲ 100 with default
-    options) means every generation, with no branch at all.
+    options) means every generation, with no branch at all. A padded population passes
+    ``None`` (every generation) or its constants, whose ``decomposition_gap`` is then read.
     """
     c = state.constants
     lam, n = x.shape
@@ -323,7 +363,11 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
 
     # Lazy factorization (pycma ``GaussFullSampler.update_now``), lazy under vmap too.
     since = (generation - state.last_decomposition).astype(dtype)
-    due = None if gap <= 1 else since >= gap
+    if isinstance(gap, Constants):
+        gap = gap.decomposition_gap
+        due = since >= gap
+    else:
+        due = None if gap is None or gap <= 1 else since >= gap
     if factorization == "eigh":
         cov, S, W, B, D = _refresh(
             due, lambda op: _factor_eigh(op[0]), (cov, state.S, state.W, state.B, state.D)
@@ -331,7 +375,7 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
         due_eigen = due
     else:
         cov, S, W = _refresh(due, lambda op: _factor_cholesky(op[0]), (cov, state.S, state.W))
-        eigen_gap = max(gap, n)
+        eigen_gap = jnp.maximum(gap, n) if isinstance(gap, jax.Array) else max(gap or 1, n)
         due_eigen = (generation - state.last_eigen).astype(dtype) >= eigen_gap
         # Diagnostics only: B, D feed noeffectaxis, tolconditioncov and tolupsigma.
         _, B, D = _refresh(due_eigen, lambda op: _eigen(op[0]), (cov, state.B, state.D))
@@ -349,7 +393,20 @@ def _tell(state: CMAState, x: Array, fitness: Array, gap: float, factorization: 
         last_decomposition=_stamp(due, generation, state.last_decomposition),
         last_eigen=_stamp(due_eigen, generation, state.last_eigen),
     )
-    return conclude(state, x, ranking, proposal, diagnostics)
+    return conclude(state, x, ranking, proposal, diagnostics, padded)
+
+
+def _check_popsize_range(popsize_range: Any, popsize: int | None) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in popsize_range)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"popsize_range must be two ints (lo, hi), got {popsize_range!r}.") from err
+    if not 2 <= lo <= hi or (popsize is not None and not lo <= popsize <= hi):
+        raise ValueError(
+            f"popsize_range must be (lo, hi) with 2 <= lo <= popsize <= hi; got {popsize_range!r} "
+            f"for popsize {popsize}."
+        )
+    return lo, hi
 
 
 def diagnostics(state: CMAState) -> dict[str, Array]:

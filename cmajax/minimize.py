@@ -30,7 +30,7 @@ from cmajax import termination as term_lib
 from cmajax.base import PyTree, Strategy, check_finite_x0, check_sigma0, layout_of
 from cmajax.cma_es import cma_es
 from cmajax.lm_ma_es import lm_ma_es
-from cmajax.restart_schedule import RestartSchedule, RunPlan
+from cmajax.restart_schedule import RestartSchedule, RunPlan, popsize_bucket
 from cmajax.sep_cma_es import sep_cma_es
 from cmajax.termination import TerminationOptions
 
@@ -147,13 +147,17 @@ def _check_traceable(batched: Callable, population: PyTree) -> None:
         )
 
 
-def _record(state: Any, diagnostics: Callable, fitness: Array, k: int) -> dict[str, Array]:
+def _record(
+    state: Any, diagnostics: Callable, fitness: Array, k: int, padded: bool = False
+) -> dict[str, Array]:
     """What the device hands over per history row; ``_history_row`` finishes it on the host.
 
     Sorting and medians happen on the host, where they cost nothing to compile; only for
     n > k are the axis lengths sorted here, so that k of them, not n, cross to the host.
     """
     diag = diagnostics(state)
+    if padded:  # only the run's λ candidates are its generation
+        fitness = jnp.where(jnp.arange(fitness.shape[0]) < state.popsize, fitness, jnp.nan)
     axes = diag["axis_lengths"]
     if axes.shape[0] > k:
         axes = jnp.sort(axes)[-k:]
@@ -188,7 +192,7 @@ def _history_rows(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: rows[name] for name in HISTORY_COLUMNS}
 
 
-def _chunk_program(strategy, batched, generations: int, every: int, k: int):
+def _chunk_program(strategy, batched, generations: int, every: int, k: int, padded: bool = False):
     """(state, key, fitness) → (state, key, fitness, raw history of generations/every rows)."""
 
     def generation(carry, _):
@@ -201,7 +205,7 @@ def _chunk_program(strategy, batched, generations: int, every: int, k: int):
     def row(carry, _):
         carry, _ = jax.lax.scan(generation, carry, None, every)
         state, _, fitness = carry
-        return carry, _record(state, strategy.diagnostics, fitness, k)
+        return carry, _record(state, strategy.diagnostics, fitness, k, padded)
 
     def chunk(state, key, fitness):
         (state, key, fitness), rows = jax.lax.scan(
@@ -389,10 +393,14 @@ class _Problem:
     checked: bool = False
     compile_seconds: float = 0.0
 
-    def strategy(self, popsize: int | None = None) -> Strategy:
+    def strategy(
+        self, popsize: int | None = None, popsize_range: tuple[int, int] | None = None
+    ) -> Strategy:
         kwargs = dict(self.strategy_kwargs)
         if popsize is not None:
             kwargs["popsize"] = popsize
+        if popsize_range is not None:
+            kwargs["popsize_range"] = popsize_range
         termination = TerminationOptions(**self.termination_kwargs)
         return METHODS[self.method](self.sigma0, termination=termination, **kwargs)
 
@@ -446,7 +454,19 @@ class _Problem:
         self.compile_seconds += time.perf_counter() - start
         return strategy, program(*args)
 
-    def program(self, strategy: Strategy, carry: tuple) -> Callable:
+    def padding(self, popsize: int, popsize0: int) -> tuple[int, int] | None:
+        """The shared population range of a restart's run, where runs may share programs.
+
+        Full CMA-ES with a JAX objective: candidates beyond λ cost a little compute. A host
+        function would evaluate them for nothing, so it keeps a program per λ.
+        """
+        if self.method != "cma_es" or self.host_function:
+            return None
+        return popsize_bucket(popsize, popsize0)
+
+    def program(
+        self, strategy: Strategy, carry: tuple, popsize_range: tuple[int, int] | None = None
+    ) -> Callable:
         """The compiled chunk program for the carry's shapes (seconds into compile_seconds)."""
         state, _, fitness = carry
         x0 = state.layout.unravel(state.mean)
@@ -459,7 +479,7 @@ class _Problem:
         # thresholds, which the state carries as arrays.
         key = self.key(
             "chunk",
-            fitness.shape[0],
+            popsize_range or fitness.shape[0],
             self.fun,
             self.vectorized,
             self.host_function,
@@ -469,7 +489,12 @@ class _Problem:
         program, _ = compilation.compiled(
             key,
             lambda: _chunk_program(
-                strategy, batched, self.generations, self.every, HISTORY_COORDINATES
+                strategy,
+                batched,
+                self.generations,
+                self.every,
+                HISTORY_COORDINATES,
+                popsize_range is not None,
             ),
             carry,
         )
@@ -556,16 +581,18 @@ class _Driver:
         state = probe
         try:
             while not schedule.done:
+                padding = problem.padding(plan.popsize, schedule.popsize0) if plan else None
                 if plan is None:
                     schedule_key, x0_key, run_key, draw_key = jax.random.split(schedule_key, 4)
                     draws = np.asarray(jax.random.uniform(draw_key, (2,)), np.float64)
                     plan = schedule.plan((float(draws[0]), float(draws[1])))
-                    limits = (schedule.remaining, plan.maxiter, schedule.ftarget)
-                    sigma0 = problem.sigma0 * plan.sigma_factor
-                    strategy, state = problem.init(plan.popsize, x0_fn(x0_key), sigma0, limits)
-                    carry = (state, run_key, jnp.zeros((plan.popsize,), state.mean.dtype))
-                strategy = problem.strategy(plan.popsize)
-                program = self.problem.program(strategy, carry)
+                    padding = problem.padding(plan.popsize, schedule.popsize0)
+                    strategy = problem.strategy(plan.popsize, padding)
+                    state = self.start(strategy, x0_fn(x0_key), plan, schedule)
+                    length = jax.tree.leaves(jax.eval_shape(strategy.ask, run_key, state))[0]
+                    carry = (state, run_key, jnp.zeros((length.shape[0],), state.mean.dtype))
+                strategy = problem.strategy(plan.popsize, padding)
+                program = self.problem.program(strategy, carry, padding)
                 while not bool(carry[0].stopped):
                     *carry, raw = program(*carry)
                     carry = tuple(carry)
@@ -598,16 +625,35 @@ class _Driver:
                 schedule.record(plan, int(state.evaluations), float(state.best_fitness))
         return self.restart_result(schedule, state, best_x, rows, stop, kind)
 
+    def start(self, strategy: Strategy, x0: PyTree, plan: RunPlan, schedule: RestartSchedule):
+        """A run's state with the budget left, its iteration cap and the target (as ``ipop``).
+
+        Built eagerly: its operations are compiled once per shape, and the runs of one
+        population range share their shapes, where a compiled ``init`` would be one program
+        per λ.
+        """
+        state = strategy.init(x0, self.problem.sigma0 * plan.sigma_factor)
+        dtype = state.thresholds.maxfevals.dtype
+        thresholds = state.thresholds._replace(
+            maxfevals=jnp.asarray(schedule.remaining, dtype),
+            maxiter=jnp.minimum(state.thresholds.maxiter, jnp.asarray(plan.maxiter, dtype)),
+            ftarget=jnp.asarray(schedule.ftarget, dtype),
+        )
+        return state.replace(thresholds=thresholds)
+
     def load_restarts(self, resume, setup, schedule: RestartSchedule, x0_fn: Callable):
         """The carry, rows, plan and generations of a restarts checkpoint; updates ``schedule``."""
         problem = self.problem
 
         def template(extra):
             plan = RunPlan(*extra["plan"])
-            shapes = jax.eval_shape(problem.strategy(plan.popsize).init, x0_fn(jax.random.key(0)))
+            padding = problem.padding(plan.popsize, schedule.popsize0)
+            strategy = problem.strategy(plan.popsize, padding)
+            shapes = jax.eval_shape(strategy.init, x0_fn(jax.random.key(0)))
             state = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-            fitness = jnp.zeros((plan.popsize,), state.mean.dtype)
             key = jax.random.key(0)
+            length = jax.tree.leaves(jax.eval_shape(strategy.ask, key, shapes))[0].shape[0]
+            fitness = jnp.zeros((length,), state.mean.dtype)
             return ((state, key, fitness), key, np.zeros(state.mean.shape, state.mean.dtype))
 
         (carry, schedule_key, best_x), rows, extra = ckpt.load(resume, setup, template)

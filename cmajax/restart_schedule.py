@@ -134,3 +134,23 @@ class RestartSchedule:
         else:
             self.large_evals += evaluations
         self.best_fitness = min(self.best_fitness, best_fitness)
+
+
+# λ grows by this factor from one padded program to the next (``popsize_bucket``).
+BUCKET_FACTOR = 4
+
+
+def popsize_bucket(popsize: int, popsize0: int) -> tuple[int, int]:
+    """The range (lo, hi) of population sizes whose runs share one compiled program.
+
+    [λ0, 4λ0], then (λ0·4^(k−1), λ0·4^k]: IPOP's λ0·2^j needs ⌈j/2⌉ programs (one for j ≤ 2)
+    instead of j + 1, and BIPOP's small runs, whose λ is drawn anew each time, fall into the
+    same few ranges. A run of λ in a range of top hi evaluates hi candidates per generation, of
+    which λ count (``cma_es(popsize_range=...)``).
+    """
+    popsize0 = min(popsize0, popsize)
+    hi = popsize0 * BUCKET_FACTOR
+    while hi < popsize:
+        hi *= BUCKET_FACTOR
+    lo = popsize0 if hi == popsize0 * BUCKET_FACTOR else hi // BUCKET_FACTOR + 1
+    return lo, hi

@@ -5,10 +5,12 @@
   slot stays busy. Per-slot and global best, restarts and evaluations are tracked on device.
 - ``ipop`` and ``bipop``: IPOP-CMA-ES (Auger & Hansen, CEC 2005) and BIPOP-CMA-ES (Hansen
   2009) with pycma's schedules. E independent schedules run side by side: each stage (one λ)
-  is one compiled, vmapped ``lax.while_loop`` that runs until every run in it has stopped, so
-  there is one compilation per distinct λ and no host round trip per generation; the host only
-  decides the next round's λ and σ0. Schedules not in a stage (another λ, or done) sit it out
-  masked: their evaluations are not counted.
+  is one compiled, vmapped ``lax.while_loop`` that runs until every run in it has stopped, with
+  no host round trip per generation; the host only decides the next round's λ and σ0.
+  Schedules not in a stage (another λ, or done) sit it out masked: their evaluations are not
+  counted. Runs of every λ in one population range ([λ0, 4λ0], then ranges growing fourfold)
+  share one compiled program through a padded population (``cma_es(popsize_range=...)``), and
+  the programs are kept for the process (``cmajax.compilation``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from cmajax import compilation
 from cmajax.base import PyTree, Strategy
 from cmajax.batching import lazy_cond
 from cmajax.cma_es import cma_es
-from cmajax.restart_schedule import RestartSchedule
+from cmajax.restart_schedule import RestartSchedule, popsize_bucket
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
@@ -149,50 +151,54 @@ class RestartResult(NamedTuple):
     regimes: list[list[str]]
     """Per round and schedule: "large", "small" or "" (done); IPOP runs are all "large"."""
     compilations: int
-    """Compiled stage programs: one per distinct λ."""
+    """Compiled stage programs used: one per population range ([λ0, 4λ0], then ranges growing
+    fourfold) with the default strategy, one per distinct λ with a ``strategy_factory``."""
     stop_reasons: list[list[list[str]]]
     """Per round, per schedule: why its run stopped ([] when masked)."""
 
 
-def _stage_program(strategy: Strategy, fun: Callable):
-    """One compiled stage: vmapped runs of one λ until every run has stopped.
+def _stage_states(strategy: Strategy, x0s, sigma0s, budgets, maxiters, active, ftarget):
+    """The runs of one stage, one per schedule, with their budgets, caps and target.
 
     Schedules outside this stage start with a stop flag set, so ``tell`` skips them and their
-    evaluations stay 0 (masked candidates are never counted).
+    evaluations stay 0 (masked candidates are never counted). Built eagerly: its operations
+    are compiled once per shape, and the runs of one population range share their shapes.
     """
 
-    def stage(x0s, sigma0s, keys, budgets, maxiters, active, ftarget, fun_args):
-        def start(x0, s0, budget, maxiter, on):
-            state = strategy.init(x0, s0)
-            dtype = state.thresholds.maxfevals.dtype
-            thr = state.thresholds._replace(
-                maxfevals=jnp.asarray(budget, dtype),
-                maxiter=jnp.minimum(state.thresholds.maxiter, jnp.asarray(maxiter, dtype)),
-                ftarget=jnp.asarray(ftarget, dtype),
-            )
-            flags = state.termination.flags._replace(maxfevals=~on)
-            return state.replace(
-                thresholds=thr, termination=state.termination._replace(flags=flags)
-            )
+    def start(x0, s0, budget, maxiter, on):
+        state = strategy.init(x0, s0)
+        dtype = state.thresholds.maxfevals.dtype
+        thr = state.thresholds._replace(
+            maxfevals=jnp.asarray(budget, dtype),
+            maxiter=jnp.minimum(state.thresholds.maxiter, jnp.asarray(maxiter, dtype)),
+            ftarget=jnp.asarray(ftarget, dtype),
+        )
+        flags = state.termination.flags._replace(maxfevals=~on)
+        return state.replace(thresholds=thr, termination=state.termination._replace(flags=flags))
 
-        states = jax.vmap(start)(x0s, sigma0s, budgets, maxiters, active)
+    return jax.vmap(start)(x0s, sigma0s, budgets, maxiters, active)
 
-        def one(state, key, args):
-            key, sub = jax.random.split(key)
-            population = strategy.ask(sub, state)
-            fitness = jax.vmap(fun, in_axes=(0, None))(population, args)
-            return strategy.tell(state, population, fitness), key, args
 
-        def cond(carry):
-            return jnp.any(~carry[0].stopped)
+def _stage_loop(strategy: Strategy, fun: Callable):
+    """One stage's vmapped runs until every run in it has stopped: ``loop(states, keys, args)``."""
 
-        def body(carry):
-            return jax.vmap(one)(*carry)
+    def one(state, key, args):
+        key, sub = jax.random.split(key)
+        population = strategy.ask(sub, state)
+        fitness = jax.vmap(fun, in_axes=(0, None))(population, args)
+        return strategy.tell(state, population, fitness), key, args
 
+    def cond(carry):
+        return jnp.any(~carry[0].stopped)
+
+    def body(carry):
+        return jax.vmap(one)(*carry)
+
+    def loop(states, keys, fun_args):
         states, _, _ = jax.lax.while_loop(cond, body, (states, keys, fun_args))
         return states
 
-    return jax.jit(stage)
+    return loop
 
 
 def _restart_schedules(
@@ -215,33 +221,42 @@ def _restart_schedules(
     """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
     if experiments < 1:
         raise ValueError(f"experiments must be >= 1, got {experiments}.")
-    if strategy_factory is None:
+    padded = strategy_factory is None
+    if padded:
         termination = TerminationOptions() if termination is None else termination
-        # The program does not depend on σ0 (each run's σ0 is an argument), so it is shared by
-        # every call with the same termination options.
+        # The program depends neither on σ0 (each run's σ0 is an argument) nor on λ within a
+        # population range (a padded population), so it is shared by every call with the
+        # same termination options and by the runs of one range.
         factory_key: Any = ("cma_es", termination)
 
-        def strategy_factory(popsize):
-            return cma_es(sigma0, popsize=popsize, termination=termination)
+        def strategy_factory(popsize, popsize_range=None):
+            return cma_es(
+                sigma0, popsize=popsize, termination=termination, popsize_range=popsize_range
+            )
 
     else:
         factory_key = strategy_factory
 
+    objective_kind = fun_args is None
     if fun_args is None:
         objective = lambda x, _: fun(x)  # noqa: E731
         fun_args = jnp.zeros((experiments,))
     else:
         objective = fun
-    used: set[int] = set()
+    used: set[Any] = set()
 
-    def program_for(lam: int, args: tuple):
-        used.add(lam)
+    def run_stage(lam: int, x0s, sigma0s, keys, budgets, maxiters, active):
+        shared = popsize_bucket(lam, schedules[0].popsize0) if padded else lam
+        strategy = strategy_factory(lam, shared) if padded else strategy_factory(lam)
+        states = _stage_states(strategy, x0s, sigma0s, budgets, maxiters, active, ftarget)
+        args = (states, keys, fun_args)
+        used.add(shared)
         program, _ = compilation.compiled(
-            ("restart_stage", factory_key, fun, fun_args is None, lam),
-            lambda: _stage_program(strategy_factory(lam), objective),
+            ("restart_stage", factory_key, fun, objective_kind, shared),
+            lambda: _stage_loop(strategy, objective),
             args,
         )
-        return program
+        return program(*args)
 
     probe = x0_fn(jax.random.key(0))
     n = sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree_util.tree_leaves(probe))
@@ -274,17 +289,16 @@ def _restart_schedules(
         round_reasons: list[list[str]] = [[] for _ in range(experiments)]
         for value in sorted(set(lam[~done].tolist())):
             members = (~done) & (lam == value)
-            args = (
+            budgets = np.array([max(s.remaining, 0) for s in schedules], np.float64)
+            states = run_stage(
+                int(value),
                 x0s,
                 jnp.asarray(sigma0 * sigma_factor),
                 keys[:, 2],
-                jnp.asarray(np.array([max(s.remaining, 0) for s in schedules], np.float64)),
+                jnp.asarray(budgets),
                 jnp.asarray(maxiter),
                 jnp.asarray(members),
-                jnp.asarray(ftarget),
-                fun_args,
             )
-            states = program_for(int(value), args)(*args)
             evals = np.asarray(states.evaluations).astype(np.int64) * members
             f = np.asarray(states.best_fitness, np.float64)
             xs = np.asarray(states.best_x)
@@ -319,7 +333,7 @@ _SCHEDULE_ARGS = """
       x0_fn: ``x0_fn(key) -> x0`` draws the start point of every run.
       key: PRNG key.
       sigma0: initial step size of the large-population runs.
-      experiments: (1) E independent schedules, run side by side as one vmapped program per λ.
+      experiments: (1) E independent schedules, run side by side, vmapped.
       max_evals: (1e5) evaluation budget of each schedule; each run gets the remaining budget as its
         ``maxfevals``.
       max_restarts: (9) restarts with a large (doubled) population before a schedule ends.
@@ -328,13 +342,15 @@ _SCHEDULE_ARGS = """
       incpopsize: (2) factor of the population growth.
       termination: stopping criteria of each run (``TerminationOptions``).
       strategy_factory: ``strategy_factory(popsize) -> Strategy`` replaces the default
-        ``cma_es(sigma0, popsize=popsize, termination=termination)``.
+        ``cma_es(sigma0, popsize=popsize, termination=termination)``; its runs then compile
+        one program per distinct λ (no padded population).
       fun_args: optional pytree with leading axis E; then ``fun(x, args_e)`` is called with
         schedule e's slice, e.g. the instance data of ``cmajax.bbob.bbob_family``, so that
         schedules on different problems of one family share each compiled stage.
 
-    Returns a ``RestartResult``; ``compilations`` counts the compiled stage programs (one per
-    distinct λ). No host round trip happens within a run: each stage is one ``while_loop``.
+    Returns a ``RestartResult``; ``compilations`` counts the stage programs used (one per
+    population range). No host round trip happens within a run: each stage is one
+    ``while_loop``.
 """
 
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cmajax.batching import lazy_cond
 
@@ -126,14 +127,21 @@ class Thresholds(NamedTuple):
     tolflatfitness: Array
     noeffectaxis: Array
     noeffectcoord: Array
+    stagnation_start: Array
+    """First generation at which ``tolstagnation`` may hold: pycma's generation > n (5 + 100/λ)."""
 
 
 class Ring(NamedTuple):
-    """Fixed-size history, newest entry at ``head - 1``; ``count`` entries are valid."""
+    """History of ``size`` slots, newest entry at ``head - 1``; ``count`` entries are valid.
+
+    ``size`` is a value, at most the length of ``values``: a program compiled for a population
+    capacity serves every λ up to it, and pycma's history lengths depend on λ.
+    """
 
     values: Array
     head: Array
     count: Array
+    size: Array
 
 
 class TerminationState(NamedTuple):
@@ -174,6 +182,14 @@ def history_lengths(n: int, popsize: int, tolstagnation: float) -> tuple[int, in
     return best_len, record
 
 
+def history_capacity(n: int, popsize: int, tolstagnation: float | None) -> tuple[int, int]:
+    """History entries that hold the histories of every λ ≥ ``popsize`` (both lengths shrink
+    as λ grows); ``tolstagnation`` is the option (``None``: pycma's default for each λ)."""
+    if tolstagnation is None:
+        tolstagnation = default_tolstagnation(n, popsize)
+    return history_lengths(n, popsize, tolstagnation)
+
+
 def thresholds(options: TerminationOptions, n: int, popsize: int, dtype) -> Thresholds:
     """Resolve ``options`` for dimension n and population size λ."""
     maxiter = default_maxiter(n, popsize) if options.maxiter is None else options.maxiter
@@ -203,12 +219,24 @@ def thresholds(options: TerminationOptions, n: int, popsize: int, dtype) -> Thre
         tolflatfitness=f(options.tolflatfitness),
         noeffectaxis=jnp.asarray(bool(options.noeffectaxis)),
         noeffectcoord=jnp.asarray(bool(options.noeffectcoord)),
+        stagnation_start=jnp.asarray(stagnation_start(n, popsize), jnp.int32),
     )
 
 
-def empty_ring(size: int, dtype) -> Ring:
-    """A ring of ``size`` slots, none valid."""
-    return Ring(jnp.zeros((size,), dtype), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+def stagnation_start(n: int, popsize: int) -> int:
+    """The least integer generation g with g > n (5 + 100/λ), the bound compared as JAX
+    compares an integer with a Python float (in float32 unless x64 is on)."""
+    bound = n * (5 + 100 / popsize)
+    if not jax.config.jax_enable_x64:
+        bound = float(np.float32(bound))
+    return math.floor(bound) + 1
+
+
+def empty_ring(size: int, dtype, capacity: int | None = None) -> Ring:
+    """A ring of ``size`` slots (stored in ``capacity`` ≥ size entries), none valid."""
+    zero = jnp.zeros((), jnp.int32)
+    values = jnp.zeros((max(size, capacity or 0),), dtype)
+    return Ring(values, zero, zero, jnp.asarray(size, jnp.int32))
 
 
 def push(ring: Ring, value: Array, when: Array | bool = True) -> Ring:
@@ -216,18 +244,18 @@ def push(ring: Ring, value: Array, when: Array | bool = True) -> Ring:
 
     A masked write rather than a scatter: one fused elementwise pass, also under vmap.
     """
-    size = ring.values.shape[0]
-    slot = (jnp.arange(size) == ring.head) & when
+    size = ring.size
+    slot = (jnp.arange(ring.values.shape[0]) == ring.head) & when
     values = jnp.where(slot, value.astype(ring.values.dtype), ring.values)
     head = jnp.where(when, (ring.head + 1) % size, ring.head)
-    return Ring(values, head, jnp.where(when, jnp.minimum(ring.count + 1, size), ring.count))
+    count = jnp.where(when, jnp.minimum(ring.count + 1, size), ring.count)
+    return Ring(values, head, count, size)
 
 
 def newest(ring: Ring, k: int, skip: Array | int = 0) -> tuple[Array, Array]:
     """The ``k`` entries after skipping the ``skip`` newest, newest first, and their validity."""
-    size = ring.values.shape[0]
     age = skip + jnp.arange(k)
-    values = ring.values[(ring.head - 1 - age) % size]
+    values = ring.values[(ring.head - 1 - age) % ring.size]
     return values, age < ring.count
 
 
@@ -237,13 +265,20 @@ def no_flags() -> StopFlags:
     return StopFlags(*([false] * len(StopFlags._fields)))
 
 
-def init_termination(n: int, popsize: int, tolstagnation: float, dtype) -> TerminationState:
-    """Empty histories for a new run."""
+def init_termination(
+    n: int, popsize: int, tolstagnation: float, dtype, capacity: tuple[int, int] | None = None
+) -> TerminationState:
+    """Empty histories for a new run.
+
+    ``capacity`` = (best, record): entries to allocate, at least the lengths this run uses, so
+    that runs of other λ fit the same shapes (``history_capacity``).
+    """
     best_len, record = history_lengths(n, popsize, tolstagnation)
+    best_cap, record_cap = capacity or (best_len, record)
     return TerminationState(
-        best_history=empty_ring(best_len, dtype),
-        stagnation_best=empty_ring(record, dtype),
-        stagnation_median=empty_ring(record, dtype),
+        best_history=empty_ring(best_len, dtype, best_cap),
+        stagnation_best=empty_ring(record, dtype, record_cap),
+        stagnation_median=empty_ring(record, dtype, record_cap),
         flat_generations=jnp.zeros((), jnp.int32),
         flags=no_flags(),
     )
@@ -285,11 +320,16 @@ def rank(fitness: Array) -> tuple[Array, Array, Array]:
 
 
 def record_generation(
-    term: TerminationState, fitness_sorted: Array, n_finite: Array, generation: Array
+    term: TerminationState,
+    fitness_sorted: Array,
+    n_finite: Array,
+    generation: Array,
+    popsize: Array | int | None = None,
 ) -> TerminationState:
     """Update histories with this generation's sorted fitness (pycma ``tell``, ``fit.*``).
 
-    ``generation`` is the count after this generation (pycma ``countiter``).
+    ``generation`` is the count after this generation (pycma ``countiter``); ``popsize`` the
+    run's λ when ``fitness_sorted`` holds more (a padded population, the extra ones last).
     """
     # Median of the finite values, which the sort put first.
     median = _sorted_median(fitness_sorted, n_finite)
@@ -297,9 +337,12 @@ def record_generation(
     record = generation % STAGNATION_RECORD_EVERY == 0
     stag_best = push(term.stagnation_best, fitness_sorted[0], record)
     stag_median = push(term.stagnation_median, median, record)
-    popsize = fitness_sorted.shape[0]
     # pycma: flat when the best f is not below the f at rank ⌊0.75 λ⌋ (``tolflatfitness``).
-    flat = ~(fitness_sorted[0] < fitness_sorted[int(0.75 * popsize)])
+    if popsize is None:
+        flat_rank = int(0.75 * fitness_sorted.shape[0])
+    else:
+        flat_rank = (3 * popsize) // 4  # = ⌊0.75 λ⌋ exactly, for an integer λ
+    flat = ~(fitness_sorted[0] < fitness_sorted[flat_rank])
     flat_generations = jnp.where(flat, term.flat_generations + 1, 0)
     return term._replace(
         best_history=best_history,
@@ -315,17 +358,19 @@ def _stagnating(term: TerminationState, tolstagnation: Array, generation: Array)
     The windows are at most a tenth of the record; when pycma's l would exceed that (the record
     is capped) the criterion cannot hold, in pycma too, whose 2l must stay below its 20,000 cap.
     """
+    # ``window`` entries are gathered (a shape); the record's own tenth decides (a value).
     window = max(1, term.stagnation_best.values.shape[0] // 10)
+    tenth = jnp.maximum(1, term.stagnation_best.size // 10)
     count = term.stagnation_best.count
     l_float = jnp.maximum(tolstagnation / 10, count / 10)
-    length = jnp.minimum(jnp.floor(l_float).astype(jnp.int32), window)
+    length = jnp.minimum(jnp.floor(l_float).astype(jnp.int32), tenth)
 
     def not_improved(ring: Ring, length: Array) -> Array:
         recent, _ = newest(ring, window)
         older, _ = newest(ring, window, skip=length)
         return _masked_median(recent, length) >= _masked_median(older, length)
 
-    enough = (count > 100) & (2 * length < count) & (l_float <= window) & (l_float <= generation)
+    enough = (count > 100) & (2 * length < count) & (l_float <= tenth) & (l_float <= generation)
     # Every value the branches read is passed in: ``lazy_cond`` forbids batched closures.
     return lazy_cond(
         enough,
@@ -364,17 +409,19 @@ def _on(threshold: Array) -> Array:
 
 
 def check(
-    term: TerminationState, snap: Snapshot, thr: Thresholds, popsize: int
+    term: TerminationState, snap: Snapshot, thr: Thresholds, popsize: int | Array
 ) -> TerminationState:
-    """Evaluate every criterion (pycma ``_CMAStopDict._update``) and store the flags."""
-    n = snap.mean.shape[0]
+    """Evaluate every criterion (pycma ``_CMAStopDict._update``) and store the flags.
+
+    ``popsize`` is λ: a Python int, or the run's value in a padded population.
+    """
     scaled_stds = snap.sigma * snap.stds
     fit_range = _masked_range(snap.fitness_sorted, jnp.isfinite(snap.fitness_sorted))
     hist_values, hist_valid = newest(term.best_history, term.best_history.values.shape[0])
     hist_range = _masked_range(hist_values, hist_valid)
     longest, shortest = jnp.max(snap.axis_lengths), jnp.min(snap.axis_lengths)
     stagnation = (
-        (snap.generation > n * (5 + 100 / popsize))
+        (snap.generation >= thr.stagnation_start)
         & ((snap.evaluations - snap.best_evaluation) / popsize > thr.tolstagnation / 2)
         & _stagnating(term, thr.tolstagnation, snap.generation)
     )

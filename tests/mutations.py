@@ -73,8 +73,8 @@ def apply(name: str) -> None:
         edit = CMA_MUTATIONS[name]
         original = cma_module.Constants.of.__func__
 
-        def of(cls, parameters, dtype):
-            return original(cls, edit(parameters), dtype)
+        def of(cls, parameters, dtype, length=None):
+            return original(cls, edit(parameters), dtype, length)
 
         cma_module.Constants.of = classmethod(of)
     for function in FACTOR_MUTATIONS.get(name, ()):
