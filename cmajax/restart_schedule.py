@@ -136,17 +136,20 @@ class RestartSchedule:
         self.best_fitness = min(self.best_fitness, best_fitness)
 
 
-# λ grows by this factor from one padded program to the next (``popsize_bucket``).
-BUCKET_FACTOR = 4
+# λ grows by this factor from one padded program to the next (``popsize_bucket``). Measured on
+# 10-D Rastrigin, 3 seeds of minimize(restarts=...) in a fresh process, 2-core CPU: IPOP
+# 6.35 s with 4, 5.18 s with 8, 5.14 s with 16; BIPOP 7.78 s with 4, 6.71 s with 16.
+BUCKET_FACTOR = 16
 
 
 def popsize_bucket(popsize: int, popsize0: int) -> tuple[int, int]:
     """The range (lo, hi) of population sizes whose runs share one compiled program.
 
-    [λ0, 4λ0], then (λ0·4^(k−1), λ0·4^k]: IPOP's λ0·2^j needs ⌈j/2⌉ programs (one for j ≤ 2)
-    instead of j + 1, and BIPOP's small runs, whose λ is drawn anew each time, fall into the
-    same few ranges. A run of λ in a range of top hi evaluates hi candidates per generation, of
-    which λ count (``cma_es(popsize_range=...)``).
+    [λ0, 16λ0], then (λ0·16^(k−1), λ0·16^k]: IPOP's λ0·2^j needs ⌈j/4⌉ programs (one for
+    j ≤ 4) instead of j + 1, and BIPOP's small runs, whose λ is drawn anew each time, fall into
+    the same few ranges. A run of λ in a range of top hi evaluates hi candidates per
+    generation, of which λ count (``cma_es(popsize_range=...)``): up to 16 times the compute of
+    λ, which at moderate n costs far less than a compilation (about 1.2 s on 2 CPU cores).
     """
     popsize0 = min(popsize0, popsize)
     hi = popsize0 * BUCKET_FACTOR

@@ -8,7 +8,7 @@
   is one compiled, vmapped ``lax.while_loop`` that runs until every run in it has stopped, with
   no host round trip per generation; the host only decides the next round's λ and σ0.
   Schedules not in a stage (another λ, or done) sit it out masked: their evaluations are not
-  counted. Runs of every λ in one population range ([λ0, 4λ0], then ranges growing fourfold)
+  counted. Runs of every λ in one population range ([λ0, 16λ0], then ranges growing 16-fold)
   share one compiled program through a padded population (``cma_es(popsize_range=...)``), and
   the programs are kept for the process (``cmajax.compilation``).
 """
@@ -151,8 +151,8 @@ class RestartResult(NamedTuple):
     regimes: list[list[str]]
     """Per round and schedule: "large", "small" or "" (done); IPOP runs are all "large"."""
     compilations: int
-    """Compiled stage programs used: one per population range ([λ0, 4λ0], then ranges growing
-    fourfold) with the default strategy, one per distinct λ with a ``strategy_factory``."""
+    """Compiled stage programs used: one per population range ([λ0, 16λ0], then ranges growing
+    16-fold) with the default strategy, one per distinct λ with a ``strategy_factory``."""
     stop_reasons: list[list[list[str]]]
     """Per round, per schedule: why its run stopped ([] when masked)."""
 

@@ -11,7 +11,7 @@ import pytest
 import cmajax
 from cmajax import functions
 from cmajax.base import standard_normal
-from cmajax.restart_schedule import popsize_bucket
+from cmajax.restart_schedule import BUCKET_FACTOR, popsize_bucket
 from tests.statistical import assert_not_fewer_successes, assert_ratio_within
 
 N, LAM, RANGE = 6, 12, (7, 28)
@@ -90,10 +90,10 @@ def test_population_ranges(lam0):
         lo, hi = popsize_bucket(lam, lam0)
         assert lo <= lam <= hi
         ranges.setdefault((lo, hi), []).append(lam)
-    # The ranges tile [λ0, ...) without overlap, each at most four times its bottom.
+    # The ranges tile [λ0, ...) without overlap, each at most BUCKET_FACTOR times its bottom.
     bounds = sorted(ranges)
     assert bounds[0][0] == lam0
     assert all(b[0] == a[1] + 1 for a, b in zip(bounds, bounds[1:], strict=False))
-    assert all(hi <= 4 * lo for lo, hi in bounds)
-    # IPOP's λ0·2^j (j = 0..9) meets 5 programs instead of 10.
-    assert len({popsize_bucket(lam0 * 2**j, lam0) for j in range(10)}) == 5
+    assert all(hi <= BUCKET_FACTOR * lo for lo, hi in bounds)
+    # IPOP's λ0·2^j (j = 0..9) meets 3 programs instead of 10.
+    assert len({popsize_bucket(lam0 * 2**j, lam0) for j in range(10)}) == 3
