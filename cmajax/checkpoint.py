@@ -23,7 +23,9 @@ from typing import Any
 import jax
 import numpy as np
 
-SCHEMA_VERSION = 2
+# 3: states carry λ (``popsize``), history lengths and the stagnation start as values, and
+# the record holds the restart schedule (``extra``).
+SCHEMA_VERSION = 3
 _META = "meta.json"
 # The archive comment: this prefix, then the hex SHA-256 of every byte of the file before it.
 _TRAILER = b"cmajax-checkpoint-sha256:"
