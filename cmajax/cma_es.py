@@ -23,10 +23,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from cmajax import step_size
+from cmajax import compilation, step_size
 from cmajax import termination as term_lib
-from cmajax.base import PyTree, Strategy, layout_of, standard_normal
+from cmajax.base import (
+    PyTree,
+    Strategy,
+    check_finite_x0,
+    check_sigma0,
+    layout_of,
+    standard_normal,
+)
 from cmajax.batching import lazy_cond
 from cmajax.bookkeeping import (
     RunState,
@@ -69,8 +77,9 @@ class Constants:
         values = {
             f.name: jnp.asarray(getattr(parameters, f.name), dtype) for f in dataclasses.fields(cls)
         }
-        if length is not None:
-            values["weights"] = jnp.pad(values["weights"], (0, length - parameters.popsize))
+        if length is not None:  # padded on the host: no operation to compile per shape
+            weights = np.asarray(parameters.weights, np.float64)
+            values["weights"] = jnp.asarray(np.pad(weights, (0, length - weights.shape[0])), dtype)
         return cls(**values)
 
 
@@ -246,6 +255,8 @@ def cma_es(
         if padded:
             if not lo <= p.popsize <= hi:
                 raise ValueError(f"popsize {p.popsize} is outside popsize_range {(lo, hi)}.")
+            if not _traced(x0, s0):
+                return padded_start(x0, s0, p)
             capacity = term_lib.history_capacity(n, lo, termination.tolstagnation)
         common, dtype = start(x0, s0, p.popsize, termination, capacity)
         consts = Constants.of(p, dtype, hi if padded else None)
@@ -265,6 +276,60 @@ def cma_es(
             last_eigen=int_zero,
             constants=consts,
         )
+
+    def padded_start(x0: PyTree, s0: Any, p: CMAParameters) -> CMAState:
+        """``init`` of a padded population outside a trace: one compiled program for the whole
+        range builds the state of λ = lo, and λ's own values (its constants, thresholds and
+        history lengths, computed here on the host) replace lo's. The same state as the traced
+        ``init``, without compiling some twenty operations for every range."""
+        layout, dtype = layout_of(x0)
+        check_sigma0(s0)
+        check_finite_x0(np.concatenate([np.ravel(np.asarray(a)) for a in jax.tree.leaves(x0)]))
+        options = (
+            rank_one_factor,
+            rank_mu_factor,
+            damping_factor,
+            active,
+            decomposition_gap,
+            factorization,
+            termination,
+            (lo, hi),
+        )
+
+        def build():
+            bottom = cma_es(1.0, popsize=lo, **factory_options)
+            return bottom.init
+
+        args = (x0, jnp.asarray(s0, dtype))
+        template, _ = compilation.compiled(("cma_es.padded_init", options), build, args)
+        state = template(*args)
+        n, lam = layout.size, p.popsize
+        tolstag = termination.tolstagnation
+        tolstag = term_lib.default_tolstagnation(n, lam) if tolstag is None else tolstag
+        best_len, record = term_lib.history_lengths(n, lam, tolstag)
+        term = state.termination
+        term = term._replace(
+            best_history=term.best_history._replace(size=jnp.asarray(best_len, jnp.int32)),
+            stagnation_best=term.stagnation_best._replace(size=jnp.asarray(record, jnp.int32)),
+            stagnation_median=term.stagnation_median._replace(size=jnp.asarray(record, jnp.int32)),
+        )
+        return state.replace(
+            popsize=jnp.asarray(lam, jnp.int32),
+            thresholds=term_lib.thresholds(termination, n, lam, dtype),
+            termination=term,
+            constants=Constants.of(p, dtype, hi),
+        )
+
+    factory_options = dict(
+        rank_one_factor=rank_one_factor,
+        rank_mu_factor=rank_mu_factor,
+        damping_factor=damping_factor,
+        active=active,
+        decomposition_gap=decomposition_gap,
+        factorization=factorization,
+        termination=termination,
+        popsize_range=popsize_range,
+    )
 
     def ask(key: Array, state: CMAState) -> PyTree:
         """λ candidates x_k = m + σ S z_k, z_k ~ N(0, I), S Sᵀ = C (tutorial eqs. 38-40)."""
@@ -394,6 +459,10 @@ def _tell(
         last_eigen=_stamp(due_eigen, generation, state.last_eigen),
     )
     return conclude(state, x, ranking, proposal, diagnostics, padded)
+
+
+def _traced(*trees: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
 def _check_popsize_range(popsize_range: Any, popsize: int | None) -> tuple[int, int]:

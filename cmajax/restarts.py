@@ -157,12 +157,15 @@ class RestartResult(NamedTuple):
     """Per round, per schedule: why its run stopped ([] when masked)."""
 
 
-def _stage_states(strategy: Strategy, x0s, sigma0s, budgets, maxiters, active, ftarget):
+def _stage_states(
+    strategy: Strategy, x0s, sigma0s, budgets, maxiters, active, ftarget, one_by_one=False
+):
     """The runs of one stage, one per schedule, with their budgets, caps and target.
 
     Schedules outside this stage start with a stop flag set, so ``tell`` skips them and their
     evaluations stay 0 (masked candidates are never counted). Built eagerly: its operations
-    are compiled once per shape, and the runs of one population range share their shapes.
+    are compiled once per shape. ``one_by_one`` builds each run outside ``vmap``, where a
+    padded strategy's ``init`` is one kept program per population range.
     """
 
     def start(x0, s0, budget, maxiter, on):
@@ -176,7 +179,19 @@ def _stage_states(strategy: Strategy, x0s, sigma0s, budgets, maxiters, active, f
         flags = state.termination.flags._replace(maxfevals=~on)
         return state.replace(thresholds=thr, termination=state.termination._replace(flags=flags))
 
-    return jax.vmap(start)(x0s, sigma0s, budgets, maxiters, active)
+    if not one_by_one:
+        return jax.vmap(start)(x0s, sigma0s, budgets, maxiters, active)
+    x0_list = [jax.tree.map(lambda a, e=e: a[e], x0s) for e in range(len(sigma0s))]
+    sigma0s, budgets, maxiters, active = (
+        np.asarray(a) for a in (sigma0s, budgets, maxiters, active)
+    )
+    runs = [
+        start(x0, float(s0), budget, maxiter, on)
+        for x0, s0, budget, maxiter, on in zip(
+            x0_list, sigma0s, budgets, maxiters, active, strict=True
+        )
+    ]
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *runs)
 
 
 def _stage_loop(strategy: Strategy, fun: Callable):
@@ -248,7 +263,9 @@ def _restart_schedules(
     def run_stage(lam: int, x0s, sigma0s, keys, budgets, maxiters, active):
         shared = popsize_bucket(lam, schedules[0].popsize0) if padded else lam
         strategy = strategy_factory(lam, shared) if padded else strategy_factory(lam)
-        states = _stage_states(strategy, x0s, sigma0s, budgets, maxiters, active, ftarget)
+        states = _stage_states(
+            strategy, x0s, sigma0s, budgets, maxiters, active, ftarget, one_by_one=padded
+        )
         args = (states, keys, fun_args)
         used.add(shared)
         program, _ = compilation.compiled(
