@@ -165,18 +165,8 @@ def evosax_setup(n: int, runs: int | None) -> JaxPeer:
     """evosax ``CMA_ES`` on the sphere; ``runs`` batches key and state (None: one run)."""
     import jax
     import jax.numpy as jnp
-    from evosax.algorithms import CMA_ES
 
-    x0 = jnp.ones(n)
-    es = CMA_ES(population_size=bu.default_popsize(n), solution=x0)
-    params = es.default_params.replace(std_init=jnp.asarray(SIGMA0, dtype=x0.dtype))
-
-    def step(state, key):
-        ask_key, tell_key = jax.random.split(key)
-        population, state = es.ask(ask_key, state, params)
-        state, _ = es.tell(tell_key, population, bu.sphere_jnp(population), state, params)
-        return state
-
+    es, params, x0, step = bu.evosax_cma_sphere(n, SIGMA0)
     key = jax.random.key(0)
     if runs is None:
         return JaxPeer(step, key, es.init(key, x0, params), es.population_size)

@@ -716,19 +716,8 @@ def cmajax_compile_program(strategy: str, n: int):
 def evosax_compile_program(n: int):
     """A fresh jitted scan of 100 evosax ``CMA_ES`` ask/tell generations on the sphere."""
     import jax
-    import jax.numpy as jnp
-    from evosax.algorithms import CMA_ES
 
-    x0 = jnp.ones(n)
-    es = CMA_ES(population_size=bu.default_popsize(n), solution=x0)
-    params = es.default_params.replace(std_init=jnp.asarray(1.0, dtype=x0.dtype))
-
-    def step(state, key):
-        ask_key, tell_key = jax.random.split(key)
-        population, state = es.ask(ask_key, state, params)
-        state, _ = es.tell(tell_key, population, bu.sphere_jnp(population), state, params)
-        return state
-
+    es, params, x0, step = bu.evosax_cma_sphere(n, 1.0)
     key = jax.random.key(0)
     program = jax.jit(lambda key, state: bu.scan_run(step, COMPILE_GENERATIONS)(key, state))
     return program, (key, es.init(key, x0, params)), es.population_size

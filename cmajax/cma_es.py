@@ -75,11 +75,15 @@ class Constants:
         the extra candidates rank last and weigh nothing).
         """
         values = {
-            f.name: jnp.asarray(getattr(parameters, f.name), dtype) for f in dataclasses.fields(cls)
+            f.name: jnp.asarray(getattr(parameters, f.name), dtype)
+            for f in dataclasses.fields(cls)
+            if f.name != "weights" or length is None
         }
-        if length is not None:  # padded on the host: no operation to compile per shape
+        if length is not None:
+            # Padded and cast by NumPy: a conversion on the device would compile for every λ.
             weights = np.asarray(parameters.weights, np.float64)
-            values["weights"] = jnp.asarray(np.pad(weights, (0, length - weights.shape[0])), dtype)
+            weights = np.pad(weights, (0, length - weights.shape[0])).astype(dtype)
+            values["weights"] = jnp.asarray(weights)
         return cls(**values)
 
 
@@ -277,6 +281,18 @@ def cma_es(
             constants=consts,
         )
 
+    # The factory's options, for the program that builds λ = lo of a padded population.
+    factory_options = dict(
+        rank_one_factor=rank_one_factor,
+        rank_mu_factor=rank_mu_factor,
+        damping_factor=damping_factor,
+        active=active,
+        decomposition_gap=decomposition_gap,
+        factorization=factorization,
+        termination=termination,
+        popsize_range=popsize_range,
+    )
+
     def padded_start(x0: PyTree, s0: Any, p: CMAParameters) -> CMAState:
         """``init`` of a padded population outside a trace: one compiled program for the whole
         range builds the state of λ = lo, and λ's own values (its constants, thresholds and
@@ -319,17 +335,6 @@ def cma_es(
             termination=term,
             constants=Constants.of(p, dtype, hi),
         )
-
-    factory_options = dict(
-        rank_one_factor=rank_one_factor,
-        rank_mu_factor=rank_mu_factor,
-        damping_factor=damping_factor,
-        active=active,
-        decomposition_gap=decomposition_gap,
-        factorization=factorization,
-        termination=termination,
-        popsize_range=popsize_range,
-    )
 
     def ask(key: Array, state: CMAState) -> PyTree:
         """λ candidates x_k = m + σ S z_k, z_k ~ N(0, I), S Sᵀ = C (tutorial eqs. 38-40)."""

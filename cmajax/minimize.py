@@ -27,10 +27,10 @@ import numpy as np
 from cmajax import checkpoint as ckpt
 from cmajax import compilation
 from cmajax import termination as term_lib
-from cmajax.base import PyTree, Strategy, check_finite_x0, check_sigma0, layout_of
+from cmajax.base import Layout, PyTree, Strategy, check_finite_x0, check_sigma0, layout_of
 from cmajax.cma_es import cma_es
 from cmajax.lm_ma_es import lm_ma_es
-from cmajax.restart_schedule import RestartSchedule, RunPlan, popsize_bucket
+from cmajax.restart_schedule import RestartSchedule, RunPlan, popsize_bucket, split_round
 from cmajax.sep_cma_es import sep_cma_es
 from cmajax.termination import TerminationOptions
 
@@ -102,10 +102,9 @@ def _split_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict
     return options, termination
 
 
-def _batched_objective(fun: Callable, vectorized: bool, host: bool, x0: PyTree) -> Callable:
+def _batched_objective(fun: Callable, vectorized: bool, host: bool, layout: Layout) -> Callable:
     """population pytree (leading axis λ) → (λ,) fitness, for a JAX or a host function."""
     if host:
-        layout, _ = layout_of(x0)
 
         def on_host(flat):
             population = layout.unravel(np.asarray(flat))
@@ -390,7 +389,6 @@ class _Problem:
     host_function: bool
     generations: int
     every: int
-    checked: bool = False
     compile_seconds: float = 0.0
 
     def strategy(
@@ -409,48 +407,36 @@ class _Problem:
         options = tuple(sorted((k, repr(v)) for k, v in self.strategy_kwargs.items()))
         return (kind, self.method, options, popsize, *more)
 
-    def init(
-        self, popsize: int | None, x0: PyTree, sigma0: float, limits: tuple | None = None
-    ) -> tuple[Strategy, Any]:
-        """The strategy for ``popsize`` and ``init(x0, sigma0)`` run as a kept compiled program.
+    def init(self, x0: PyTree, sigma0: float) -> tuple[Strategy, Any]:
+        """The strategy and ``init(x0, sigma0)`` run as a kept compiled program.
 
-        ``limits`` = (maxfevals, maxiter cap, ftarget) of a restart's run, set as ``ipop``
-        sets them; by default the termination options' ``maxfevals`` and ``ftarget``. Both are
-        arguments of the program, so a new budget or target compiles nothing. σ0 and x0 are
-        checked here, since the traced ``init`` cannot check values.
+        ``maxfevals`` and ``ftarget`` are arguments of the program (stored as
+        ``termination.thresholds`` stores them), so a new budget or target compiles nothing.
+        σ0 and x0 are checked here, since the traced ``init`` cannot check values.
         """
-        strategy = self.strategy(popsize)
-        layout, dtype = layout_of(x0)
+        strategy = self.strategy()
+        _, dtype = layout_of(x0)
         check_sigma0(sigma0)
         # On the host: an eager ravel would compile for every new dtype or weak type of x0.
         check_finite_x0(np.concatenate([np.ravel(np.asarray(a)) for a in jax.tree.leaves(x0)]))
-        if limits is None:
-            options = TerminationOptions(**self.termination_kwargs)
-            big = float(jnp.finfo(dtype).max)  # ±inf stored as ±max, as termination.thresholds
-            limits = tuple(
-                min(max(float(v), -big), big)
-                for v in (options.maxfevals, math.inf, options.ftarget)
-            )
-            limits = (limits[0], math.inf, limits[2])
+        options = TerminationOptions(**self.termination_kwargs)
+        big = float(jnp.finfo(dtype).max)  # ±inf stored as ±max, as termination.thresholds
+        limits = [min(max(float(v), -big), big) for v in (options.maxfevals, options.ftarget)]
         static = {k: v for k, v in self.termination_kwargs.items() if k not in LIMITS}
         termination = tuple(sorted((k, repr(v)) for k, v in static.items()))
 
         def build():
             def init(x0, sigma0, limits):
                 state = strategy.init(x0, sigma0)
-                maxfevals, maxiter, ftarget = limits
-                thresholds = state.thresholds._replace(
-                    maxfevals=maxfevals,
-                    maxiter=jnp.minimum(state.thresholds.maxiter, maxiter),
-                    ftarget=ftarget,
-                )
+                maxfevals, ftarget = limits
+                thresholds = state.thresholds._replace(maxfevals=maxfevals, ftarget=ftarget)
                 return state.replace(thresholds=thresholds)
 
             return init
 
         args = (x0, jnp.asarray(sigma0, dtype), tuple(jnp.asarray(v, dtype) for v in limits))
         start = time.perf_counter()
-        program, _ = compilation.compiled(self.key("init", popsize, termination), build, args)
+        program, _ = compilation.compiled(self.key("init", None, termination), build, args)
         self.compile_seconds += time.perf_counter() - start
         return strategy, program(*args)
 
@@ -469,12 +455,7 @@ class _Problem:
     ) -> Callable:
         """The compiled chunk program for the carry's shapes (seconds into compile_seconds)."""
         state, _, fitness = carry
-        x0 = state.layout.unravel(state.mean)
-        batched = _batched_objective(self.fun, self.vectorized, self.host_function, x0)
         start = time.perf_counter()
-        if not self.checked and not self.host_function:
-            _check_traceable(batched, jax.eval_shape(strategy.ask, jax.random.key(0), state))
-            self.checked = True
         # The program depends on the strategy's options and λ, not on σ0 or the termination
         # thresholds, which the state carries as arrays.
         key = self.key(
@@ -486,18 +467,23 @@ class _Problem:
             self.generations,
             self.every,
         )
-        program, _ = compilation.compiled(
-            key,
-            lambda: _chunk_program(
+
+        def build():
+            batched = _batched_objective(
+                self.fun, self.vectorized, self.host_function, state.layout
+            )
+            if not self.host_function:  # a clear error before XLA sees the program
+                _check_traceable(batched, jax.eval_shape(strategy.ask, jax.random.key(0), state))
+            return _chunk_program(
                 strategy,
                 batched,
                 self.generations,
                 self.every,
                 HISTORY_COORDINATES,
                 popsize_range is not None,
-            ),
-            carry,
-        )
+            )
+
+        program, _ = compilation.compiled(key, build, carry)
         self.compile_seconds += time.perf_counter() - start
         return program
 
@@ -524,9 +510,8 @@ class _Driver:
 
     def single(self, x0: PyTree, resume) -> OptimizeResult:
         """One run, as before restarts existed."""
-        strategy, state = self.problem.init(None, x0, self.problem.sigma0)
-        population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
-        lam = jax.tree.leaves(population)[0].shape[0]
+        strategy, state = self.problem.init(x0, self.problem.sigma0)
+        lam = int(state.popsize)  # unpadded: the population asked is λ
         carry = (state, jax.random.key(self.seed), jnp.zeros((lam,), state.mean.dtype))
         rows: list[dict[str, np.ndarray]] = []
         setup = self.setup(state, None)
@@ -543,11 +528,11 @@ class _Driver:
                     ckpt.save(self.checkpoint, setup, carry, rows)
                 self.report(rows, int(carry[0].evaluations), carry[0])
                 if self.callback is not None:
-                    self.callback(self.result(carry[0], rows, set(), carry[0].best, 1))
+                    self.callback(self.result(carry[0], rows, set(), carry[0].best))
         except KeyboardInterrupt:
             stop = {"interrupted"}
         state = carry[0]
-        return self.result(state, rows, stop, state.best, 1)
+        return self.result(state, rows, stop, state.best)
 
     def restarts(
         self, x0_fn: Callable, kind: str, restart_kwargs: dict, max_evals, resume
@@ -556,7 +541,8 @@ class _Driver:
         problem = self.problem
         ftarget = problem.termination_kwargs.pop("ftarget", -math.inf)
         problem.termination_kwargs.pop("maxfevals", None)
-        probe = problem.strategy().init(x0_fn(jax.random.key(0)))
+        # Shapes only: the layout and dtype for the schedule and the checkpoint's set-up.
+        probe = jax.eval_shape(problem.strategy().init, x0_fn(jax.random.key(0)))
         schedule = RestartSchedule.create(
             probe.layout.size,
             bipop=kind == "bipop",
@@ -571,27 +557,27 @@ class _Driver:
         # draws of round r come from the same splits.
         schedule_key = jax.random.split(jax.random.key(self.seed), 1)[0]
         rows: list[dict[str, np.ndarray]] = []
-        best_x = np.asarray(probe.mean)
+        best_x = np.zeros(probe.mean.shape, probe.mean.dtype)
         plan, carry, generations = None, None, 0
         if resume is not None:
             (carry, schedule_key, best_x), rows, plan, generations = self.load_restarts(
                 resume, setup, schedule, x0_fn
             )
         stop: set[str] = set()
-        state = probe
+        state = None if carry is None else carry[0]
         try:
             while not schedule.done:
-                padding = problem.padding(plan.popsize, schedule.popsize0) if plan else None
-                if plan is None:
-                    schedule_key, x0_key, run_key, draw_key = jax.random.split(schedule_key, 4)
-                    draws = np.asarray(jax.random.uniform(draw_key, (2,)), np.float64)
+                fresh = plan is None
+                if fresh:
+                    schedule_key, x0_key, run_key, draws = split_round(schedule_key)
+                    draws = np.asarray(draws, np.float64)
                     plan = schedule.plan((float(draws[0]), float(draws[1])))
-                    padding = problem.padding(plan.popsize, schedule.popsize0)
-                    strategy = problem.strategy(plan.popsize, padding)
+                padding = problem.padding(plan.popsize, schedule.popsize0)
+                strategy = problem.strategy(plan.popsize, padding)
+                if fresh:
                     state = self.start(strategy, x0_fn(x0_key), plan, schedule)
                     length = jax.tree.leaves(jax.eval_shape(strategy.ask, run_key, state))[0]
                     carry = (state, run_key, jnp.zeros((length.shape[0],), state.mean.dtype))
-                strategy = problem.strategy(plan.popsize, padding)
                 program = self.problem.program(strategy, carry, padding)
                 while not bool(carry[0].stopped):
                     *carry, raw = program(*carry)
@@ -612,18 +598,24 @@ class _Driver:
                         )
                     self.report(rows, schedule.spent + int(state.evaluations), state)
                     if self.callback is not None:
-                        self.callback(self.restart_result(schedule, state, best_x, rows, set()))
+                        progress = generations + int(state.generation)
+                        self.callback(
+                            self.restart_result(schedule, state, best_x, rows, set(), progress)
+                        )
                 generations += int(state.generation)
                 best_x = _better(best_x, schedule.best_fitness, state)
                 schedule.record(plan, int(state.evaluations), float(state.best_fitness))
                 plan = None
         except KeyboardInterrupt:
+            if state is None:  # before the first run had a state: nothing to report
+                raise
             stop = {"interrupted"}
             if plan is not None and carry is not None:
                 state = carry[0]
+                generations += int(state.generation)
                 best_x = _better(best_x, schedule.best_fitness, state)
                 schedule.record(plan, int(state.evaluations), float(state.best_fitness))
-        return self.restart_result(schedule, state, best_x, rows, stop, kind)
+        return self.restart_result(schedule, state, best_x, rows, stop, generations, kind)
 
     def start(self, strategy: Strategy, x0: PyTree, plan: RunPlan, schedule: RestartSchedule):
         """A run's state with the budget left, its iteration cap and the target (as ``ipop``).
@@ -671,18 +663,30 @@ class _Driver:
             float(ratio[-1]) if len(ratio) else math.nan,
         )
 
-    def result(self, state, rows, stop: set[str], x, runs: int, **fields) -> OptimizeResult:
+    def result(
+        self,
+        state: Any,
+        rows: list,
+        stop: set[str],
+        x: PyTree,
+        runs: int = 1,
+        fun: float | None = None,
+        nfev: int | None = None,
+        nit: int | None = None,
+        suffix: str = "",
+    ) -> OptimizeResult:
+        """The result so far; ``fun``, ``nfev`` and ``nit`` default to the state's."""
         stop = set(stop) | set(term_lib.stop_reasons(jax.device_get(state.stop)))
-        best = float(fields.pop("fun", state.best_fitness))
+        best = float(state.best_fitness if fun is None else fun)
         elapsed = time.perf_counter() - self.started
         return OptimizeResult(
             x=jax.device_get(x),
             fun=best,
-            nfev=int(fields.pop("nfev", state.evaluations)),
-            nit=int(fields.pop("nit", state.generation)),
+            nfev=int(state.evaluations if nfev is None else nfev),
+            nit=int(state.generation if nit is None else nit),
             stop=stop,
             success=_success(stop, self.ftarget, best),
-            message=_message(stop) + fields.pop("suffix", ""),
+            message=_message(stop) + suffix,
             history=_history(rows),
             state=state,
             runs=runs,
@@ -690,27 +694,23 @@ class _Driver:
             run_seconds=max(elapsed - self.problem.compile_seconds, 0.0),
         )
 
-    def restart_result(self, schedule, state, best_x, rows, stop, kind="") -> OptimizeResult:
-        best = schedule.best_fitness
-        if not math.isfinite(best) or float(state.best_fitness) < best:
-            best = min(best, float(state.best_fitness))
+    def restart_result(
+        self, schedule, state, best_x, rows, stop, generations: int, kind: str | None = None
+    ) -> OptimizeResult:
+        """The schedule's result: final once ``kind`` names it, else with a run in progress."""
+        best = min(schedule.best_fitness, float(state.best_fitness))
         if best <= schedule.ftarget:
             stop = set(stop) | {"ftarget"}
         x = state.layout.unravel(jnp.asarray(best_x))
-        runs = schedule.runs if kind else schedule.runs + 1  # + the run in progress
-        suffix = f" after {schedule.runs} runs ({kind})" if kind else ""
-        generations = int(rows[-1]["generation"][-1]) if rows and len(rows[-1]["generation"]) else 0
-        return self.result(
-            state,
-            rows,
-            stop,
-            x,
-            runs,
-            fun=best,
-            nfev=schedule.spent if kind else schedule.spent + int(state.evaluations),
-            nit=generations,
-            suffix=suffix,
-        )
+        if kind is not None:
+            runs, nfev, suffix = (
+                schedule.runs,
+                schedule.spent,
+                f" after {schedule.runs} runs ({kind})",
+            )
+        else:
+            runs, nfev, suffix = schedule.runs + 1, schedule.spent + int(state.evaluations), ""
+        return self.result(state, rows, stop, x, runs, best, nfev, generations, suffix)
 
 
 def _better(best_x: np.ndarray, best_fitness: float, state: Any) -> np.ndarray:

@@ -15,6 +15,8 @@ import dataclasses
 import math
 from typing import NamedTuple
 
+import jax
+
 from cmajax.termination import default_maxiter
 
 
@@ -134,6 +136,15 @@ class RestartSchedule:
         else:
             self.large_evals += evaluations
         self.best_fitness = min(self.best_fitness, best_fitness)
+
+
+def split_round(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(next round's key, the run's x0 key, the run's key, the two uniform draws of ``plan``).
+
+    One schedule's keys for one round, the same in ``minimize`` and (vmapped) in ``ipop``.
+    """
+    following, x0_key, run_key, draw_key = jax.random.split(key, 4)
+    return following, x0_key, run_key, jax.random.uniform(draw_key, (2,))
 
 
 # λ grows by this factor from one padded program to the next (``popsize_bucket``). Measured on

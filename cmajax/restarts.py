@@ -27,7 +27,7 @@ from cmajax import compilation
 from cmajax.base import PyTree, Strategy
 from cmajax.batching import lazy_cond
 from cmajax.cma_es import cma_es
-from cmajax.restart_schedule import RestartSchedule, popsize_bucket
+from cmajax.restart_schedule import RestartSchedule, popsize_bucket, split_round
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
@@ -162,6 +162,8 @@ def _stage_states(
 ):
     """The runs of one stage, one per schedule, with their budgets, caps and target.
 
+    ``sigma0s``, ``budgets``, ``maxiters`` and ``active`` are NumPy arrays, one entry a run.
+
     Schedules outside this stage start with a stop flag set, so ``tell`` skips them and their
     evaluations stay 0 (masked candidates are never counted). Built eagerly: its operations
     are compiled once per shape. ``one_by_one`` builds each run outside ``vmap``, where a
@@ -180,11 +182,9 @@ def _stage_states(
         return state.replace(thresholds=thr, termination=state.termination._replace(flags=flags))
 
     if not one_by_one:
-        return jax.vmap(start)(x0s, sigma0s, budgets, maxiters, active)
+        per_run = (jnp.asarray(a) for a in (sigma0s, budgets, maxiters, active))
+        return jax.vmap(start)(x0s, *per_run)
     x0_list = [jax.tree.map(lambda a, e=e: a[e], x0s) for e in range(len(sigma0s))]
-    sigma0s, budgets, maxiters, active = (
-        np.asarray(a) for a in (sigma0s, budgets, maxiters, active)
-    )
     runs = [
         start(x0, float(s0), budget, maxiter, on)
         for x0, s0, budget, maxiter, on in zip(
@@ -252,7 +252,7 @@ def _restart_schedules(
     else:
         factory_key = strategy_factory
 
-    objective_kind = fun_args is None
+    own_args = fun_args is not None
     if fun_args is None:
         objective = lambda x, _: fun(x)  # noqa: E731
         fun_args = jnp.zeros((experiments,))
@@ -269,7 +269,7 @@ def _restart_schedules(
         args = (states, keys, fun_args)
         used.add(shared)
         program, _ = compilation.compiled(
-            ("restart_stage", factory_key, fun, objective_kind, shared),
+            ("restart_stage", factory_key, fun, own_args, shared),
             lambda: _stage_loop(strategy, objective),
             args,
         )
@@ -295,26 +295,20 @@ def _restart_schedules(
     keys = jax.random.split(key, experiments)
     while not all(s.done for s in schedules):
         done = np.array([s.done for s in schedules])
-        keys = jax.vmap(lambda k: jax.random.split(k, 4))(keys)
-        draws = np.asarray(jax.vmap(lambda k: jax.random.uniform(k, (2,)))(keys[:, 3]))
+        following, x0_keys, run_keys, draws = jax.vmap(split_round)(keys)
+        draws = np.asarray(draws)
         plans = [None if s.done else s.plan(tuple(draws[e])) for e, s in enumerate(schedules)]
         lam = np.array([0 if p is None else p.popsize for p in plans], np.int64)
         sigma_factor = np.array([1.0 if p is None else p.sigma_factor for p in plans])
         maxiter = np.array([np.inf if p is None else p.maxiter for p in plans])
         regime = ["" if p is None else p.regime for p in plans]
-        x0s = jax.vmap(x0_fn)(keys[:, 1])
+        x0s = jax.vmap(x0_fn)(x0_keys)
         round_reasons: list[list[str]] = [[] for _ in range(experiments)]
         for value in sorted(set(lam[~done].tolist())):
             members = (~done) & (lam == value)
             budgets = np.array([max(s.remaining, 0) for s in schedules], np.float64)
             states = run_stage(
-                int(value),
-                x0s,
-                jnp.asarray(sigma0 * sigma_factor),
-                keys[:, 2],
-                jnp.asarray(budgets),
-                jnp.asarray(maxiter),
-                jnp.asarray(members),
+                int(value), x0s, sigma0 * sigma_factor, run_keys, budgets, maxiter, members
             )
             evals = np.asarray(states.evaluations).astype(np.int64) * members
             f = np.asarray(states.best_fitness, np.float64)
@@ -331,7 +325,7 @@ def _restart_schedules(
         history_lam.append(lam.tolist())
         history_regime.append(regime)
         history_reasons.append(round_reasons)
-        keys = keys[:, 0]
+        keys = following
     return RestartResult(
         best_x=best_x,
         best_fitness=np.array([s.best_fitness for s in schedules]),

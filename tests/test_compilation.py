@@ -104,3 +104,25 @@ def test_strategies_carry_their_diagnostics(factory):
     es = factory(1.0)
     diag = es.diagnostics(es.init(jnp.ones(4)))
     assert {"stds", "pc", "axis_lengths", "axis_probe"} <= set(diag)
+
+
+def test_repeated_restarts_compile_nothing():
+    """maxiter=10 and 3 restarts keep every λ (BIPOP's small runs included) in [λ0, 16λ0], one
+    population range: after a first call, other seeds (other λ draws) compile nothing."""
+    x0 = jnp.full(4, 2.0)
+    kwargs = dict(progress=False, max_evals=3000, options={"maxiter": 10, "max_restarts": 3})
+    for restarts in ("ipop", "bipop"):
+        cmajax.minimize(functions.rastrigin, x0, 2.0, restarts=restarts, seed=0, **kwargs)
+        with count_compilations() as again:
+            for seed in (1, 2, 3):
+                result = cmajax.minimize(
+                    functions.rastrigin, x0, 2.0, restarts=restarts, seed=seed, **kwargs
+                )
+                assert result.runs >= 4
+        assert again[0] == 0, restarts
+    termination = cmajax.TerminationOptions(maxiter=10)
+    options = dict(sigma0=2.0, max_evals=3000, max_restarts=3, termination=termination)
+    cmajax.bipop(functions.rastrigin, lambda key: x0, jax.random.key(0), **options)
+    with count_compilations() as again:
+        cmajax.bipop(functions.rastrigin, lambda key: x0, jax.random.key(1), **options)
+    assert again[0] == 0

@@ -97,3 +97,17 @@ def test_population_ranges(lam0):
     assert all(hi <= BUCKET_FACTOR * lo for lo, hi in bounds)
     # IPOP's λ0·2^j (j = 0..9) meets 3 programs instead of 10.
     assert len({popsize_bucket(lam0 * 2**j, lam0) for j in range(10)}) == 3
+
+
+@pytest.mark.parametrize("lam", [RANGE[0], LAM, RANGE[1]])
+def test_init_outside_a_trace_equals_the_traced_init(lam):
+    """Outside a trace ``init`` builds λ = lo with one kept program and puts λ's own values in
+    (``padded_start``); inside one it computes them directly. Both give the same state."""
+    es = cmajax.cma_es(0.7, popsize=lam, popsize_range=RANGE)
+    x0 = jnp.linspace(-1.0, 1.0, N)
+    direct = es.init(x0, 0.3)
+    traced = jax.jit(es.init)(x0, 0.3)
+    assert jax.tree.structure(direct) == jax.tree.structure(traced)
+    for a, b in zip(jax.tree.leaves(direct), jax.tree.leaves(traced), strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
