@@ -79,13 +79,18 @@ class Layout(NamedTuple):
         return jnp.concatenate([jnp.reshape(leaf, (popsize, -1)) for leaf in leaves], axis=1)
 
     def unravel(self, flat: Array) -> PyTree:
-        """Inverse of ``ravel``; works on any leading batch axes of ``flat``."""
+        """Inverse of ``ravel``; works on any leading batch axes of ``flat``.
+
+        A NumPy ``flat`` gives NumPy leaves: the drivers unravel results on the host, where
+        eager JAX operations would each compile a small program in a new process.
+        """
+        xp = np if isinstance(flat, np.ndarray) else jnp
         batch = flat.shape[:-1]
         sizes = [math.prod(s) for s in self.shapes]
         splits = np.cumsum(sizes)[:-1].tolist()
-        parts = jnp.split(flat, splits, axis=-1)
+        parts = xp.split(flat, splits, axis=-1)
         leaves = [
-            jnp.reshape(p, (*batch, *shape)).astype(dtype)
+            xp.reshape(p, (*batch, *shape)).astype(dtype)
             for p, shape, dtype in zip(parts, self.shapes, self.dtypes, strict=True)
         ]
         return jax.tree_util.tree_unflatten(self.treedef, leaves)

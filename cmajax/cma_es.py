@@ -316,8 +316,9 @@ def cma_es(
             bottom = cma_es(1.0, popsize=lo, **factory_options)
             return bottom.init
 
-        args = (x0, jnp.asarray(s0, dtype))
-        template, _ = compilation.compiled(("cma_es.padded_init", options), build, args)
+        args = (x0, np.asarray(s0, dtype))
+        key = ("cma_es.padded_init", options)
+        template, _ = compilation.compiled(key, build, args, stored_as=(key[0], repr(options)))
         state = template(*args)
         n, lam = layout.size, p.popsize
         tolstag = termination.tolstagnation

@@ -8,26 +8,41 @@ shapes and dtypes of the arguments. A repeated call with the same objective, sha
 then runs the program it compiled before, with no tracing and no compilation.
 
 ``enable_compilation_cache`` switches on JAX's persistent (on-disk) compilation cache, so a new
-process skips XLA's compilation of programs an earlier process compiled; tracing and lowering
-still happen once per process.
+process skips XLA's compilation of programs an earlier process compiled. JAX's cache is keyed by
+the lowered program, so it still traces and lowers every program once per process (about 0.3 s
+for a ``minimize`` chunk program, more than the whole run of a small problem). The same call
+therefore also opens cmajax's own store of compiled programs next to it: a program whose key
+can be written down across processes (the drivers' options, the shapes, and for the objective a
+digest of its jaxpr and closed-over constants, ``fingerprint``) is saved serialized after its
+first compilation and loaded, untraced, by later processes on the same machine and software.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import hashlib
 import os
+import pickle
+import platform
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
+import numpy as np
+from jax.experimental import serialize_executable
 
 # Compiled programs kept per process; the least recently used beyond this are dropped.
 MAX_PROGRAMS = 64
 
 _programs: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
 _lock = threading.Lock()
+# The folder of serialized programs, set by enable_compilation_cache; None: no store.
+_store: str | None = None
+STORE_FOLDER = "cmajax-programs"
 
 
 def default_cache_dir() -> str:
@@ -58,7 +73,90 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    global _store
+    _store = os.path.join(directory, STORE_FOLDER)
+    os.makedirs(_store, exist_ok=True)
     return directory
+
+
+def disable_program_store() -> None:
+    """Stop saving and loading cmajax's serialized programs (JAX's own cache is left as is)."""
+    global _store
+    _store = None
+
+
+def storing() -> bool:
+    """Whether ``enable_compilation_cache`` opened the store of serialized programs."""
+    return _store is not None
+
+
+def fingerprint(fun: Callable, *example: Any) -> str | None:
+    """A digest of what ``fun`` computes for arguments shaped like ``example``, or None.
+
+    The digest covers ``fun``'s jaxpr, printed, and the bytes of every constant it closes
+    over, so a closure over other data gets another digest. None where the jaxpr has effects
+    (callbacks, prints), which a stored program must not replay, or cannot be traced.
+    """
+    try:
+        closed = jax.make_jaxpr(fun)(*_abstract(example))
+        if closed.effects:
+            return None
+        digest = hashlib.sha256(str(closed.jaxpr).encode())
+        for const in closed.consts:
+            if jax.dtypes.issubdtype(getattr(const, "dtype", None), jax.dtypes.prng_key):
+                const = jax.random.key_data(const)
+            value = np.asarray(const)
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+    except Exception:  # noqa: BLE001 - anything untraceable here is simply not stored
+        return None
+    return digest.hexdigest()
+
+
+_environment_digest: str | None = None
+
+
+def _environment() -> str:
+    """What else decides a compiled program: cmajax's source, JAX, the device, the CPU."""
+    global _environment_digest
+    if _environment_digest is None:
+        digest = hashlib.sha256()
+        package = os.path.dirname(os.path.abspath(__file__))
+        for name in sorted(os.listdir(package)):
+            if name.endswith(".py"):
+                with open(os.path.join(package, name), "rb") as source:
+                    digest.update(name.encode() + source.read())
+        device = jax.devices()[0]
+        backend = device.client
+        digest.update(
+            repr(
+                (
+                    jax.__version__,
+                    jax.lib.__version__,
+                    backend.platform,
+                    backend.platform_version,
+                    device.device_kind,
+                    jax.device_count(),
+                    jax.config.jax_enable_x64,
+                    jax.config.jax_default_matmul_precision,
+                    os.environ.get("XLA_FLAGS", ""),
+                    platform.machine(),
+                    _cpu_flags(),
+                )
+            ).encode()
+        )
+        _environment_digest = digest.hexdigest()
+    return _environment_digest
+
+
+def _cpu_flags() -> str:
+    """The CPU's model and instruction-set flags (Linux), since XLA compiles for this CPU."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            lines = [line for line in info if line.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor()
 
 
 def signature(args: Any) -> Hashable:
@@ -83,12 +181,21 @@ def _remember(key: Hashable, program: Any) -> None:
             _programs.popitem(last=False)
 
 
-def compiled(key: Hashable, build: Callable[[], Callable], args: tuple) -> tuple[Any, float]:
+def compiled(
+    key: Hashable,
+    build: Callable[[], Callable],
+    args: tuple,
+    stored_as: tuple | None = None,
+) -> tuple[Any, float]:
     """The compiled ``build()`` for ``args`` and the seconds spent compiling it now.
 
     ``key`` must name everything the program depends on besides the arguments' shapes and
     dtypes (which are added here). A program compiled before under the same key is returned
     without compiling (0 s).
+
+    ``stored_as`` is the same key written with strings and numbers only (function objects
+    replaced by their ``fingerprint``), for the store of ``enable_compilation_cache``; None
+    keeps the program out of the store.
     """
     full = (key, signature(args))
     with _lock:
@@ -97,9 +204,81 @@ def compiled(key: Hashable, build: Callable[[], Callable], args: tuple) -> tuple
             _programs.move_to_end(full)
             return program, 0.0
     start = time.perf_counter()
-    program = _compile(build, args)
+    path = _store_path(stored_as, full[1]) if stored_as is not None else None
+    program = _load(path) if path is not None else None
+    if program is None:
+        _jax_cache_hits.count = 0
+        program = _compile(build, args)
+        # A program JAX loaded from its own cache serializes without some of its compiled
+        # kernels (XLA:CPU), and would fail when run from the store: only fresh ones are saved.
+        if path is not None and _jax_cache_hits.count == 0:
+            _save(path, program)
     _remember(full, program)
     return program, time.perf_counter() - start
+
+
+_jax_cache_hits = threading.local()
+
+
+def _count_jax_cache_hit(event: str, **_: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits" and hasattr(_jax_cache_hits, "count"):
+        _jax_cache_hits.count += 1
+
+
+jax.monitoring.register_event_listener(_count_jax_cache_hit)
+
+
+def _store_path(stored_as: tuple, args_signature: Hashable) -> str | None:
+    if _store is None:
+        return None
+    text = repr((stored_as, args_signature, _environment()))
+    return os.path.join(_store, hashlib.sha256(text.encode()).hexdigest() + ".program")
+
+
+def _load(path: str) -> Any:
+    """The stored program at ``path``, or None where there is none or it cannot be loaded."""
+    try:
+        with open(path, "rb") as stored:
+            uses_lapack, payload, in_tree, out_tree = pickle.load(stored)
+        if uses_lapack:
+            _register_lapack()
+        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 - a damaged or stale entry is compiled again
+        return None
+
+
+def _register_lapack() -> None:
+    """Registers jaxlib's LAPACK kernels, which a loaded CPU program calls by name.
+
+    JAX registers them lazily, when it first lowers a linear-algebra operation; a program
+    loaded without lowering anything would call an unregistered kernel and crash. jax.export
+    does the same before it runs a deserialized program.
+    """
+    try:
+        from jax._src.lax import linalg  # noqa: PLC0415 - private, hence the fallback
+
+        linalg.initialize_lapack()
+    except (ImportError, AttributeError):
+        jax.jit(jax.numpy.linalg.eigh).lower(jax.ShapeDtypeStruct((1, 1), np.float32))
+
+
+def _save(path: str, program: Any) -> None:
+    """Writes ``program`` atomically; programs that cannot be serialized are not stored."""
+    try:
+        uses_lapack = "lapack_" in program.as_text()
+        payload = pickle.dumps((uses_lapack, *serialize_executable.serialize(program)))
+    except Exception:  # noqa: BLE001 - e.g. closed-over constants passed as arguments
+        return
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
 
 
 def clear() -> None:

@@ -434,11 +434,34 @@ class _Problem:
 
             return init
 
-        args = (x0, jnp.asarray(sigma0, dtype), tuple(jnp.asarray(v, dtype) for v in limits))
+        # NumPy arguments: eager jnp conversions would each compile in a new process.
+        args = (x0, np.asarray(sigma0, dtype), tuple(np.asarray(v, dtype) for v in limits))
         start = time.perf_counter()
-        program, _ = compilation.compiled(self.key("init", None, termination), build, args)
+        key = self.key("init", None, termination)
+        program, _ = compilation.compiled(key, build, args, stored_as=key)
         self.compile_seconds += time.perf_counter() - start
         return strategy, program(*args)
+
+    def stored_as(self, key: tuple, layout: Layout, popsize: int) -> tuple | None:
+        """``key`` with the objective replaced by its fingerprint, for the program store.
+
+        None (not stored) for host functions, whose callbacks a stored program cannot carry,
+        and for objectives with effects or closed-over values the fingerprint cannot read.
+        """
+        if self.host_function or not compilation.storing():
+            return None
+        population = jax.tree.unflatten(
+            layout.treedef,
+            [
+                jax.ShapeDtypeStruct((popsize, *s), d)
+                for s, d in zip(layout.shapes, layout.dtypes, strict=True)
+            ],
+        )
+        objective = _batched_objective(self.fun, self.vectorized, False, layout)
+        digest = compilation.fingerprint(objective, population)
+        if digest is None:
+            return None
+        return tuple(digest if item is self.fun else item for item in key)
 
     def padding(self, popsize: int, popsize0: int) -> tuple[int, int] | None:
         """The shared population range of a restart's run, where runs may share programs.
@@ -483,7 +506,9 @@ class _Problem:
                 popsize_range is not None,
             )
 
-        program, _ = compilation.compiled(key, build, carry)
+        program, _ = compilation.compiled(
+            key, build, carry, self.stored_as(key, state.layout, fitness.shape[0])
+        )
         self.compile_seconds += time.perf_counter() - start
         return program
 
@@ -512,7 +537,7 @@ class _Driver:
         """One run, as before restarts existed."""
         strategy, state = self.problem.init(x0, self.problem.sigma0)
         lam = int(state.popsize)  # unpadded: the population asked is λ
-        carry = (state, jax.random.key(self.seed), jnp.zeros((lam,), state.mean.dtype))
+        carry = (state, jax.random.key(self.seed), np.zeros((lam,), state.mean.dtype))
         rows: list[dict[str, np.ndarray]] = []
         setup = self.setup(state, None)
         if resume is not None:
@@ -520,7 +545,7 @@ class _Driver:
         program = self.problem.program(strategy, carry)
         stop: set[str] = set()
         try:
-            while not bool(carry[0].stopped):
+            while not _stopped(carry[0]):
                 *carry, raw = program(*carry)
                 carry = tuple(carry)
                 rows.append(_keep_new_rows(_history_rows(jax.device_get(raw)), rows))
@@ -528,11 +553,11 @@ class _Driver:
                     ckpt.save(self.checkpoint, setup, carry, rows)
                 self.report(rows, int(carry[0].evaluations), carry[0])
                 if self.callback is not None:
-                    self.callback(self.result(carry[0], rows, set(), carry[0].best))
+                    self.callback(self.result(carry[0], rows, set(), _best(carry[0])))
         except KeyboardInterrupt:
             stop = {"interrupted"}
         state = carry[0]
-        return self.result(state, rows, stop, state.best)
+        return self.result(state, rows, stop, _best(state))
 
     def restarts(
         self, x0_fn: Callable, kind: str, restart_kwargs: dict, max_evals, resume
@@ -579,7 +604,7 @@ class _Driver:
                     length = jax.tree.leaves(jax.eval_shape(strategy.ask, run_key, state))[0]
                     carry = (state, run_key, jnp.zeros((length.shape[0],), state.mean.dtype))
                 program = self.problem.program(strategy, carry, padding)
-                while not bool(carry[0].stopped):
+                while not _stopped(carry[0]):
                     *carry, raw = program(*carry)
                     carry = tuple(carry)
                     state = carry[0]
@@ -701,7 +726,7 @@ class _Driver:
         best = min(schedule.best_fitness, float(state.best_fitness))
         if best <= schedule.ftarget:
             stop = set(stop) | {"ftarget"}
-        x = state.layout.unravel(jnp.asarray(best_x))
+        x = state.layout.unravel(np.asarray(best_x))
         if kind is not None:
             runs, nfev, suffix = (
                 schedule.runs,
@@ -711,6 +736,16 @@ class _Driver:
         else:
             runs, nfev, suffix = schedule.runs + 1, schedule.spent + int(state.evaluations), ""
         return self.result(state, rows, stop, x, runs, best, nfev, generations, suffix)
+
+
+def _stopped(state: Any) -> bool:
+    """Whether a criterion holds, read on the host (an eager ``any`` compiles in a new process)."""
+    return bool(np.any(jax.device_get(tuple(state.stop))))
+
+
+def _best(state: Any) -> PyTree:
+    """The run's best solution in the user's structure, as NumPy arrays."""
+    return state.layout.unravel(np.asarray(state.best_x))
 
 
 def _better(best_x: np.ndarray, best_fitness: float, state: Any) -> np.ndarray:

@@ -268,10 +268,14 @@ def _restart_schedules(
         )
         args = (states, keys, fun_args)
         used.add(shared)
+        key = ("restart_stage", factory_key, fun, own_args, shared)
+        stored_as = None
+        if padded and compilation.storing():  # a custom factory has no stable name
+            one_arg = jax.tree.map(lambda a: a[0], fun_args)
+            digest = compilation.fingerprint(objective, probe, one_arg)
+            stored_as = None if digest is None else (key[0], repr(factory_key), digest, *key[3:])
         program, _ = compilation.compiled(
-            ("restart_stage", factory_key, fun, own_args, shared),
-            lambda: _stage_loop(strategy, objective),
-            args,
+            key, lambda: _stage_loop(strategy, objective), args, stored_as
         )
         return program(*args)
 

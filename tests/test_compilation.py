@@ -83,9 +83,14 @@ def test_enable_compilation_cache_sets_jax_options(tmp_path):
         assert path == str(tmp_path / "cache")
         assert jax.config.jax_compilation_cache_dir == path
         assert jax.config.jax_persistent_cache_min_compile_time_secs == 0
+        # cmajax's own store of serialized programs opens next to JAX's cache.
+        assert cmajax.compilation.storing()
+        assert (tmp_path / "cache" / cmajax.compilation.STORE_FOLDER).is_dir()
     finally:
+        cmajax.compilation.disable_program_store()
         for name, value in before.items():
             jax.config.update(name, value)
+    assert not cmajax.compilation.storing()
 
 
 def test_flat_and_two_dimensional_normal_draws_agree():
@@ -126,3 +131,102 @@ def test_repeated_restarts_compile_nothing():
     with count_compilations() as again:
         cmajax.bipop(functions.rastrigin, lambda key: x0, jax.random.key(1), **options)
     assert again[0] == 0
+
+
+LOWERING = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+
+
+@contextlib.contextmanager
+def count_events(*names):
+    """Counts JAX's duration events of the given names inside the block."""
+    counts = dict.fromkeys(names, 0)
+
+    def listener(name, _duration, **_):
+        if name in counts:
+            counts[name] += 1
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield counts
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture
+def program_store(tmp_path, monkeypatch):
+    """cmajax's store of serialized programs in a fresh folder, without JAX's own cache (whose
+    process-wide switch other tests must not see); ``clear()`` stands in for a new process."""
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    monkeypatch.setattr(cmajax.compilation, "_store", str(folder))
+    cmajax.compilation.clear()
+    yield folder
+    cmajax.compilation.clear()
+
+
+def _shifted_sphere(shift):
+    data = np.full(4, shift, np.float32)
+    return lambda x: jnp.sum((x - data) ** 2)
+
+
+STORE_KWARGS = dict(ftarget=1e-10, progress=False, max_evals=3000, seed=3)
+
+
+def test_stored_programs_load_in_a_new_process_without_tracing_or_compiling(program_store):
+    objective = _shifted_sphere(1.0)
+    first = cmajax.minimize(objective, jnp.zeros(4), 0.5, **STORE_KWARGS)
+    assert len(list(program_store.glob("*.program"))) == 2  # init and chunk
+    cmajax.compilation.clear()
+    with count_events(BACKEND_COMPILE, LOWERING) as counts:
+        again = cmajax.minimize(objective, jnp.zeros(4), 0.5, **STORE_KWARGS)
+    assert counts == {BACKEND_COMPILE: 0, LOWERING: 0}
+    assert (again.nfev, again.fun) == (first.nfev, first.fun)
+    np.testing.assert_array_equal(again.x, first.x)
+
+
+def test_store_tells_objectives_apart_by_their_closed_over_data(program_store):
+    cmajax.minimize(_shifted_sphere(1.0), jnp.zeros(4), 0.5, **STORE_KWARGS)
+    cmajax.compilation.clear()
+    with count_compilations() as compiles:
+        other = cmajax.minimize(_shifted_sphere(-2.0), jnp.zeros(4), 0.5, **STORE_KWARGS)
+    assert compiles[0] > 0  # a new chunk program, not the stored one of shift 1
+    np.testing.assert_allclose(other.x, -2.0, atol=1e-3)
+
+
+def test_damaged_store_entries_are_compiled_again(program_store):
+    objective = _shifted_sphere(0.5)
+    first = cmajax.minimize(objective, jnp.zeros(4), 0.5, **STORE_KWARGS)
+    for entry in program_store.glob("*.program"):
+        entry.write_bytes(b"not a program")
+    cmajax.compilation.clear()
+    with count_compilations() as compiles:
+        again = cmajax.minimize(objective, jnp.zeros(4), 0.5, **STORE_KWARGS)
+    assert compiles[0] > 0
+    assert (again.nfev, again.fun) == (first.nfev, first.fun)
+
+
+def test_programs_from_jax_cache_are_not_stored(program_store, monkeypatch):
+    """XLA:CPU re-serializes a program loaded from JAX's cache without all its kernels."""
+    compile_fresh = cmajax.compilation._compile
+
+    def compile_as_if_from_jax_cache(build, args):
+        monitoring.record_event("/jax/compilation_cache/cache_hits")
+        return compile_fresh(build, args)
+
+    monkeypatch.setattr(cmajax.compilation, "_compile", compile_as_if_from_jax_cache)
+    cmajax.minimize(_shifted_sphere(0.25), jnp.zeros(4), 0.5, **STORE_KWARGS)
+    assert list(program_store.glob("*.program")) == []
+
+
+def test_fingerprint_reads_the_function_and_its_data():
+    x = jax.ShapeDtypeStruct((4,), jnp.float32)
+    fingerprint = cmajax.compilation.fingerprint
+    assert fingerprint(_shifted_sphere(1.0), x) == fingerprint(_shifted_sphere(1.0), x)
+    assert fingerprint(_shifted_sphere(1.0), x) != fingerprint(_shifted_sphere(1.5), x)
+    assert fingerprint(lambda v: jnp.sum(v), x) != fingerprint(lambda v: jnp.max(v), x)
+
+    def printing(v):
+        jax.debug.print("{}", v)
+        return jnp.sum(v)
+
+    assert fingerprint(printing, x) is None  # effects are never replayed from the store
