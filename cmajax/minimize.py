@@ -30,7 +30,13 @@ from cmajax import termination as term_lib
 from cmajax.base import Layout, PyTree, Strategy, check_finite_x0, check_sigma0, layout_of
 from cmajax.cma_es import cma_es
 from cmajax.lm_ma_es import lm_ma_es
-from cmajax.restart_schedule import RestartSchedule, RunPlan, popsize_bucket, split_round
+from cmajax.restart_schedule import (
+    RestartSchedule,
+    RunPlan,
+    limit_run,
+    popsize_bucket,
+    split_round,
+)
 from cmajax.sep_cma_es import sep_cma_es
 from cmajax.termination import TerminationOptions
 
@@ -650,13 +656,7 @@ class _Driver:
         per λ.
         """
         state = strategy.init(x0, self.problem.sigma0 * plan.sigma_factor)
-        dtype = state.thresholds.maxfevals.dtype
-        thresholds = state.thresholds._replace(
-            maxfevals=jnp.asarray(schedule.remaining, dtype),
-            maxiter=jnp.minimum(state.thresholds.maxiter, jnp.asarray(plan.maxiter, dtype)),
-            ftarget=jnp.asarray(schedule.ftarget, dtype),
-        )
-        return state.replace(thresholds=thresholds)
+        return limit_run(state, schedule.remaining, plan.maxiter, schedule.ftarget)
 
     def load_restarts(self, resume, setup, schedule: RestartSchedule, x0_fn: Callable):
         """The carry, rows, plan and generations of a restarts checkpoint; updates ``schedule``."""

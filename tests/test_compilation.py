@@ -112,7 +112,7 @@ def test_strategies_carry_their_diagnostics(factory):
 
 
 def test_repeated_restarts_compile_nothing():
-    """maxiter=10 and 3 restarts keep every λ (BIPOP's small runs included) in [λ0, 16λ0], one
+    """maxiter=10 and 3 restarts keep every λ (BIPOP's small runs included) in [λ0, 32λ0], one
     population range: after a first call, other seeds (other λ draws) compile nothing."""
     x0 = jnp.full(4, 2.0)
     kwargs = dict(progress=False, max_evals=3000, options={"maxiter": 10, "max_restarts": 3})

@@ -53,7 +53,7 @@ def test_ipop_mechanics_and_one_compilation_per_population_range():
     )
     # maxiter=20 stops every run early, so the schedule restarts until its restart limit.
     assert result.popsizes == [[lam] * 3 for lam in (8, 16, 32, 64)]
-    # λ = 8, 16, 32, 64 share the program of the range [8, 128].
+    # λ = 8, 16, 32, 64 share the program of the range [8, 256].
     assert result.compilations == 1
     assert len(traces) == 1
     assert np.all(result.runs == 4)
