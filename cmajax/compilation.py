@@ -62,6 +62,10 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
     optimization; it applies to every JAX program of the process, not only cmajax's. The
     default directory is ``default_cache_dir()``.
 
+    It also opens cmajax's store of serialized programs in ``path/cmajax-programs``, from
+    which a later process loads the drivers' programs without tracing or lowering them (see
+    the module docstring). Its entries are pickles: use only a folder this user wrote.
+
     Example:
       >>> import cmajax, tempfile
       >>> cmajax.enable_compilation_cache(tempfile.mkdtemp()) != ""

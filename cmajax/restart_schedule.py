@@ -159,7 +159,8 @@ def limit_run(state: Any, budget: Any, maxiter: Any, ftarget: float) -> Any:
 
     NumPy on a concrete state (a host-built run costs no compilation), JAX under a trace.
     """
-    xp = jnp if isinstance(state.thresholds.maxiter, jax.core.Tracer) else np
+    values = (state.thresholds.maxiter, state.thresholds.maxfevals, budget, maxiter)
+    xp = jnp if any(isinstance(v, jax.core.Tracer) for v in values) else np
     dtype = state.thresholds.maxfevals.dtype
     thresholds = state.thresholds._replace(
         maxfevals=xp.asarray(budget, dtype),

@@ -172,7 +172,7 @@ def _stage_states(
 
     def start(x0, s0, budget, maxiter, on):
         state = limit_run(strategy.init(x0, s0), budget, maxiter, ftarget)
-        flags = state.termination.flags._replace(maxfevals=np.logical_not(on))
+        flags = state.termination.flags._replace(maxfevals=~on)  # NumPy bools off a trace
         return state.replace(termination=state.termination._replace(flags=flags))
 
     if not one_by_one:
