@@ -3,12 +3,15 @@
 The 24 noiseless functions, 10-D, instances 1-3, budget 1e4·D evaluations per problem, x0 ~
 U[-4, 4]^10 at every (re)start, σ0 = 2. Per problem: the best Δf = f − f_opt reached, the
 fraction of the 51 targets 10^[2..-8] it reaches, and whether it reached 1e-8. cmajax runs the
-three instances of a function as three schedules of one vmapped program per λ
-(``cmajax.bbob.bbob_family``); pycma runs ``cma.fmin2(..., restarts=9, bipop=True)`` on COCO's
-own problems (``cocoex.BareProblem``). float64 throughout. Writes ``bbob.md``,
+three instances of a function as three schedules of one vmapped program per λ range; all 24
+functions share these programs (``cmajax.bbob.bbob_suite``, the function chosen by an unbatched
+argument; ``--programs function`` compiles per function instead); pycma runs
+``cma.fmin2(..., restarts=9, bipop=True)`` on COCO's own problems (``cocoex.BareProblem``).
+float64 throughout. Writes ``bbob.md``,
 ``bbob.json`` and ``bbob.png``.
 
 Run: python benchmarks/bench_bbob.py [--algorithms bipop,ipop,pycma] [--functions 1-24]
+[--programs suite|function]
 """
 
 from __future__ import annotations
@@ -33,14 +36,36 @@ def fraction(delta_f: float) -> float:
     return float(np.mean(delta_f <= TARGETS))
 
 
-def run_cmajax(function_id: int, algorithm: str, seed: int) -> list[float]:
+_suites: dict[str, tuple] = {}
+
+
+def run_cmajax(
+    function_id: int, algorithm: str, seed: int, functions: list[int], programs: str
+) -> list[float]:
+    """One function's three instances as three schedules of one vmapped program per λ range.
+
+    ``programs="suite"``: every function is a branch of one objective
+    (``cmajax.bbob.bbob_suite``), chosen by ``shared_args``, so all functions share the
+    compiled programs. Each algorithm builds its own suite (its first call pays for building
+    and compiling it), so no algorithm reuses another's programs. ``"function"``: one
+    ``bbob_family`` objective, and programs, per function.
+    """
     import jax
     import jax.numpy as jnp
 
     import cmajax
-    from cmajax.bbob import bbob_family
+    from cmajax.bbob import bbob_family, bbob_suite
 
-    fun, data, _ = bbob_family(function_id, DIM, INSTANCES)
+    options: dict = {}
+    if programs == "suite":
+        if algorithm not in _suites:
+            _suites[algorithm] = bbob_suite(DIM, INSTANCES, tuple(functions))
+        fun, data, _ = _suites[algorithm]
+        options["fun_args"] = jax.tree.map(jnp.asarray, data)
+        options["shared_args"] = jnp.asarray(functions.index(function_id), jnp.int32)
+    else:
+        fun, data, _ = bbob_family(function_id, DIM, INSTANCES)
+        options["fun_args"] = [jnp.asarray(d) for d in data]
     schedule = {"bipop": cmajax.bipop, "ipop": cmajax.ipop}[algorithm]
     result = schedule(
         fun,
@@ -50,7 +75,7 @@ def run_cmajax(function_id: int, algorithm: str, seed: int) -> list[float]:
         experiments=len(INSTANCES),
         max_evals=BUDGET,
         ftarget=1e-8,
-        fun_args=[jnp.asarray(d) for d in data],
+        **options,
     )
     return [float(v) for v in result.best_fitness]
 
@@ -120,6 +145,12 @@ def main() -> None:
     parser.add_argument("--algorithms", default="bipop,pycma")
     parser.add_argument("--functions", default="1-24")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--programs",
+        choices=("suite", "function"),
+        default="suite",
+        help="cmajax: one program for all functions (bbob_suite) or one per function",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument(
         "--replot", action="store_true", help="only redraw bbob.png from --out/bbob.json"
@@ -142,7 +173,9 @@ def main() -> None:
             if algorithm == "pycma":
                 rows[algorithm][fid] = run_pycma(fid, args.seed)
             else:
-                rows[algorithm][fid] = run_cmajax(fid, algorithm, args.seed)
+                rows[algorithm][fid] = run_cmajax(
+                    fid, algorithm, args.seed, functions_, args.programs
+                )
             seconds[algorithm] += time.time() - start
             bu.log(f"f{fid} {algorithm}: Δf {rows[algorithm][fid]} ({time.time() - start:.0f} s)")
     names = {"bipop": "cmajax BIPOP", "ipop": "cmajax IPOP", "pycma": "pycma BIPOP"}
@@ -151,7 +184,7 @@ def main() -> None:
         "",
         *bu.machine_markdown(bu.machine_info()),
         f"- Command: `python benchmarks/bench_bbob.py --algorithms {args.algorithms} "
-        f"--functions {args.functions} --seed {args.seed}`",
+        f"--functions {args.functions} --seed {args.seed} --programs {args.programs}`",
         "",
         f"{DIM}-D, instances {list(INSTANCES)}, budget {BUDGET:.0f} evaluations per problem, "
         f"x0 ~ U[-4,4]^{DIM} per (re)start, σ0 = {SIGMA0}, at most 9 large restarts; targets "

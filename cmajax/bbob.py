@@ -527,6 +527,35 @@ def bbob_family(
     return objective, data, f_opts
 
 
+def bbob_suite(
+    dimension: int, instances, function_ids=tuple(range(1, 25))
+) -> tuple[Callable[[Array, list, Array], Array], list[list[np.ndarray]], np.ndarray]:
+    """Several BBOB functions as one objective, the function chosen by an argument.
+
+    Returns ``(f, data, f_opts)``: ``f(x, data_i, k)`` evaluates function ``function_ids[k]``
+    on instance i, given ``data_i = [[d[i] for d in fd] for fd in data]``; ``data[k]`` is
+    ``bbob_family(function_ids[k], ...)``'s data and ``f_opts[k]`` its optima. ``k`` picks a
+    branch of a ``lax.switch``: passed unbatched (``ipop``/``bipop``'s ``shared_args``), only
+    that function runs, and one compiled program serves every function of the suite.
+
+    >>> f, data, f_opts = bbob_suite(2, [1], function_ids=(1, 3))
+    >>> x = jnp.zeros(2)
+    >>> one = [[d[0] for d in fd] for fd in data]
+    >>> round(float(f(x, one, 1)), 3), round(float(f(x, one, 0)), 3)  # f3 and f1 at 0
+    (79.026, 1.402)
+    """
+    families = [bbob_family(int(k), dimension, instances) for k in function_ids]
+    objectives = [family[0] for family in families]
+
+    def objective(x: Array, data_i, index: Array) -> Array:
+        branches = [
+            lambda x, d, k=k: objectives[k](x, d[k]).astype(x.dtype) for k in range(len(objectives))
+        ]
+        return jax.lax.switch(index, branches, x, data_i)
+
+    return objective, [family[1] for family in families], np.stack([f[2] for f in families])
+
+
 def bbob(function_id: int, dimension: int, instance: int) -> tuple[Callable[[Array], Array], float]:
     """BBOB function ``function_id`` (1-24) in ``dimension`` (≥ 2), COCO instance ``instance``.
 

@@ -196,32 +196,32 @@ def _stack(*leaves: Any) -> Any:
 
 
 def _stage_loop(strategy: Strategy, fun: Callable, single: bool = False):
-    """One stage's vmapped runs until every run in it has stopped: ``loop(states, keys, args)``.
+    """One stage's vmapped runs until every run in it has stopped.
 
-    ``single``: the stage holds one run (one schedule), which runs unbatched. A vmapped loop
-    of one run is the same computation in a larger program (here 1.9 s of tracing, lowering
-    and compiling instead of 1.5 s).
+    ``loop(states, keys, args, shared)`` calls ``fun(x, args_e, shared)``: ``args`` is split
+    over the runs, ``shared`` is one value for all (not batched, so a ``lax.switch`` on it runs
+    one branch). ``single``: the stage holds one run (one schedule), which runs unbatched. A
+    vmapped loop of one run is the same computation in a larger program (here 1.9 s of
+    tracing, lowering and compiling instead of 1.5 s).
     """
 
-    def one(state, key, args):
+    def one(state, key, args, shared):
         key, sub = jax.random.split(key)
         population = strategy.ask(sub, state)
-        fitness = jax.vmap(fun, in_axes=(0, None))(population, args)
+        fitness = jax.vmap(fun, in_axes=(0, None, None))(population, args, shared)
         return strategy.tell(state, population, fitness), key, args
 
-    def cond(carry):
-        return jnp.any(~carry[0].stopped)
+    def loop(states, keys, fun_args, shared):
+        def body(carry):
+            return jax.vmap(one, in_axes=(0, 0, 0, None))(*carry, shared)
 
-    def body(carry):
-        return jax.vmap(one)(*carry)
-
-    def loop(states, keys, fun_args):
-        states, _, _ = jax.lax.while_loop(cond, body, (states, keys, fun_args))
+        carry = (states, keys, fun_args)
+        states, _, _ = jax.lax.while_loop(lambda c: jnp.any(~c[0].stopped), body, carry)
         return states
 
-    def single_loop(states, keys, fun_args):
+    def single_loop(states, keys, fun_args, shared):
         carry = jax.tree.map(lambda a: a[0], (states, keys, fun_args))
-        state, _, _ = jax.lax.while_loop(lambda c: ~c[0].stopped, lambda c: one(*c), carry)
+        state, _, _ = jax.lax.while_loop(lambda c: ~c[0].stopped, lambda c: one(*c, shared), carry)
         return jax.tree.map(lambda a: a[None], state)
 
     return single_loop if single else loop
@@ -243,6 +243,7 @@ def _restart_schedules(
     termination: TerminationOptions | None = None,
     strategy_factory: Callable[[int], Strategy] | None = None,
     fun_args: Any = None,
+    shared_args: Any = None,
 ) -> RestartResult:
     """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
     if experiments < 1:
@@ -263,12 +264,19 @@ def _restart_schedules(
     else:
         factory_key = strategy_factory
 
-    own_args = fun_args is not None
+    own_args = (fun_args is not None, shared_args is not None)
+    if shared_args is not None and fun_args is None:
+        raise ValueError(
+            "shared_args needs fun_args: fun is then called as fun(x, args_e, shared)."
+        )
     if fun_args is None:
-        objective = lambda x, _: fun(x)  # noqa: E731
-        fun_args = jnp.zeros((experiments,))
+        objective = lambda x, _, __: fun(x)  # noqa: E731
+        fun_args = np.zeros((experiments,), np.float32)
+    elif shared_args is None:
+        objective = lambda x, args, _: fun(x, args)  # noqa: E731
     else:
         objective = fun
+    shared_args = np.zeros((), np.float32) if shared_args is None else shared_args
     used: set[Any] = set()
 
     def run_stage(lam: int, x0s, sigma0s, keys, budgets, maxiters, active):
@@ -277,13 +285,13 @@ def _restart_schedules(
         states = _stage_states(
             strategy, x0s, sigma0s, budgets, maxiters, active, ftarget, one_by_one=padded
         )
-        args = (states, keys, fun_args)
+        args = (states, keys, fun_args, shared_args)
         used.add(shared)
         key = ("restart_stage", factory_key, fun, own_args, shared, experiments == 1)
         stored_as = None
         if padded and compilation.storing():  # a custom factory has no stable name
             one_arg = jax.tree.map(lambda a: a[0], fun_args)
-            digest = compilation.fingerprint(objective, probe, one_arg)
+            digest = compilation.fingerprint(objective, probe, one_arg, shared_args)
             stored_as = None if digest is None else (key[0], repr(factory_key), digest, *key[3:])
         program, _ = compilation.compiled(
             key, lambda: _stage_loop(strategy, objective, experiments == 1), args, stored_as
@@ -373,6 +381,11 @@ _SCHEDULE_ARGS = """
       fun_args: optional pytree with leading axis E; then ``fun(x, args_e)`` is called with
         schedule e's slice, e.g. the instance data of ``cmajax.bbob.bbob_family``, so that
         schedules on different problems of one family share each compiled stage.
+      shared_args: optional pytree, the same for every schedule, with ``fun_args``: then
+        ``fun(x, args_e, shared)`` is called. It is an argument of the compiled program and
+        not batched, so calls that differ only in its values share the programs and a
+        ``lax.switch`` on it evaluates one branch: ``cmajax.bbob.bbob_suite`` passes the
+        function's index this way, and one program serves all 24 BBOB functions.
 
     Returns a ``RestartResult``; ``compilations`` counts the stage programs used (one per
     population range). No host round trip happens within a run: each stage is one

@@ -160,3 +160,42 @@ def test_schedules_share_programs_across_instances():
     # Each schedule found its own instance's optimum (f1's x_opt differs by instance).
     for i in range(2):
         np.testing.assert_allclose(result.best_x[i], data[0][i], atol=1e-3)
+
+
+def test_shared_args_let_the_functions_of_a_suite_share_one_program():
+    """``bbob_suite``'s function index goes in unbatched as ``shared_args``: a second function
+    compiles nothing, and each run optimizes the function its index names."""
+    from jax import monitoring
+
+    from cmajax.bbob import bbob_suite
+
+    fun, data, _ = bbob_suite(4, [1, 2], function_ids=(1, 2))
+    compiles = []
+
+    def listener(name, _duration, **_):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(name)
+
+    # float32: a target the ill-conditioned f2 can reach; 2 restarts keep λ in one range.
+    options = dict(sigma0=2.0, experiments=2, max_evals=20_000, ftarget=1e-4, max_restarts=2)
+    options["fun_args"] = jax.tree.map(jnp.asarray, data)
+    x0_fn = lambda k: jax.random.uniform(k, (4,), minval=-4, maxval=4)  # noqa: E731
+    results = []
+    for index in (0, 1):
+        monitoring.register_event_duration_secs_listener(listener)
+        try:
+            results.append(
+                ipop(fun, x0_fn, jax.random.key(0), shared_args=jnp.int32(index), **options)
+            )
+        finally:
+            monitoring.unregister_event_duration_listener(listener)
+        if index == 0:
+            first = len(compiles)
+    assert first > 0 and len(compiles) == first  # the ellipsoid reused the sphere's program
+    for result in results:
+        assert np.all(result.best_fitness <= 1e-4)
+    # The separable ellipsoid (f2) needs more evaluations than the sphere (f1) from the same
+    # starts: the index reached the objective.
+    assert np.all(results[1].evaluations > results[0].evaluations)
+    with pytest.raises(ValueError, match="shared_args needs fun_args"):
+        ipop(functions.sphere, x0_fn, jax.random.key(0), sigma0=1.0, shared_args=jnp.int32(0))
