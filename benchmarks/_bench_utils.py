@@ -211,6 +211,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
         "jax_x64": bool(jax.config.jax_enable_x64),
         "versions": package_versions(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -253,8 +254,8 @@ def machine_markdown(info: dict[str, Any]) -> list[str]:
         f"- Date: {info['date']}",
         f"- Command: `{info['command']}` (git {info['git']})",
         f"- Machine: {info['cpu']}, os.cpu_count() = {info['cpu_count']}, {info['platform']}",
-        f"- JAX backend: {info['jax_backend']} ({', '.join(info['jax_devices'])}), "
-        f"x64 = {info['jax_x64']}",
+        f"- JAX backend: {info['jax_backend']} ({', '.join(info['jax_devices'])}; device "
+        f"{info.get('device_kind', 'n/a')}), x64 = {info['jax_x64']}",
         f"- Python {info['python']}; {versions}",
         f"- 1/5/15-min load average at the end: {info['loadavg']}",
     ]

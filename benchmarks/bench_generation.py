@@ -37,8 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bench_utils as bu  # noqa: E402
 
 PEERS = ("pycma", "cmaes", "evosax", "cmajax", "cmajax_chol")
-"""``cmajax`` is the default (``factorization="eigh"``, pycma's algorithm); ``cmajax_chol`` is
-``factorization="cholesky"``."""
+"""``cmajax`` is ``factorization="eigh"`` (pycma's algorithm); ``cmajax_chol`` is
+``factorization="cholesky"``, ``cma_es``'s default."""
 JAX_PEERS = ("evosax", "cmajax", "cmajax_chol")
 SIGMA0 = 1.0
 

@@ -1,13 +1,16 @@
 """Throughput of many independent restarted runs: cmajax vs evosax (vmapped) vs pycma (loop).
 
-1024 independent runs on 10-D Rastrigin (x0 ~ U[-5, 5]^10, σ0 = 2, default λ = 10), a fixed
-number of generations each: cmajax's ``batched_restarts`` (a stopped run restarts in place)
-as one jitted program, with both factorizations; evosax's ``CMA_ES`` vmapped over the same
-1024 runs in one jitted scan (it has no termination, so nothing restarts); pycma's ask/tell
-loop with restarts on stop, one run after another. Reports run-generations per second
-(median over repeats) and writes ``restarts.md``, ``restarts.json`` and ``restarts.png``.
+Cases R runs × n-D (default 1024 × 10, 256 × 50, 64 × 200) on Rastrigin, x0 ~ U[-4, 4]^n,
+σ0 = 2, default λ = 4 + ⌊3 ln n⌋, a fixed number of generations each: cmajax's
+``batched_restarts`` (a stopped run restarts in place) as one jitted program with the default
+options and with each factorization; evosax's ``CMA_ES`` vmapped over the same runs in one
+jitted scan (it has no termination, so nothing restarts); pycma's ask/tell loop with restarts on
+stop, one run after another. Reports run-generations per second (median over repeats), the
+compile seconds of each jitted program, and writes ``restarts.md``, ``restarts.json`` and
+``restarts.png``.
 
-Run: python benchmarks/bench_restarts.py [--quick] [--out benchmarks/results]
+Run: python benchmarks/bench_restarts.py [--quick] [--cases 1024x10,256x50,64x200]
+[--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -23,14 +26,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench_utils as bu  # noqa: E402
 
-DIM, SIGMA0, LAM = 10, 2.0, 10
+SIGMA0, LOW, HIGH = 2.0, -4.0, 4.0
+DEFAULT_CASES = "1024x10,256x50,64x200"
 
 
 def rastrigin_np(x: np.ndarray) -> float:
     return float(10 * len(x) + np.sum(x**2 - 10 * np.cos(2 * np.pi * x)))
 
 
-def time_pycma(generations: int, repeats: int) -> dict:
+def popsize(dim: int) -> int:
+    return 4 + int(3 * np.log(dim))
+
+
+def time_pycma(dim: int, generations: int, repeats: int) -> dict:
     """pycma ask/tell with a restart from a fresh x0 whenever a run stops."""
     import cma
 
@@ -40,7 +48,7 @@ def time_pycma(generations: int, repeats: int) -> dict:
         while done < generations:
             if es is None or es.stop():
                 opts = {"verbose": -9, "seed": int(rng.integers(1, 2**30))}
-                es = cma.CMAEvolutionStrategy(rng.uniform(-5, 5, DIM), SIGMA0, opts)
+                es = cma.CMAEvolutionStrategy(rng.uniform(LOW, HIGH, dim), SIGMA0, opts)
             xs = es.ask()
             es.tell(xs, [rastrigin_np(x) for x in xs])
             done += 1
@@ -49,18 +57,22 @@ def time_pycma(generations: int, repeats: int) -> dict:
     return {"run_generations_per_s": generations / bu.median(timing.times), "runs": 1}
 
 
-def time_cmajax(runs: int, generations: int, repeats: int, factorization: str) -> dict:
+def time_cmajax(
+    dim: int, runs: int, generations: int, repeats: int, factorization: str | None
+) -> dict:
+    """``factorization=None``: the default options of ``cma_es``."""
     import jax
 
     import cmajax
     from cmajax import functions
 
-    es = cmajax.cma_es(SIGMA0, factorization=factorization)
+    options = {} if factorization is None else {"factorization": factorization}
+    es = cmajax.cma_es(SIGMA0, **options)
     program = jax.jit(
         lambda key: cmajax.batched_restarts(
             es,
             functions.rastrigin,
-            lambda k: jax.random.uniform(k, (DIM,), minval=-5, maxval=5),
+            lambda k: jax.random.uniform(k, (dim,), minval=LOW, maxval=HIGH),
             key,
             slots=runs,
             generations=generations,
@@ -76,26 +88,26 @@ def time_cmajax(runs: int, generations: int, repeats: int, factorization: str) -
     return {
         "run_generations_per_s": runs * generations / seconds,
         "runs": runs,
-        "compile_and_first_run_s": compile_s,
+        "compile_s": compile_s,
         "restarts_total": int(np.sum(np.asarray(result.slots.restarts))),
         "best_f": float(result.best_fitness),
         "solved_slots": int(np.sum(np.asarray(result.slots.best_fitness) <= 1e-8)),
     }
 
 
-def time_evosax(runs: int, generations: int, repeats: int) -> dict:
+def time_evosax(dim: int, runs: int, generations: int, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
     from evosax.algorithms import CMA_ES
 
     from cmajax import functions
 
-    es = CMA_ES(population_size=LAM, solution=jnp.zeros(DIM))
+    es = CMA_ES(population_size=popsize(dim), solution=jnp.zeros(dim))
     params = es.default_params.replace(std_init=jnp.asarray(SIGMA0))
 
     def one_run(key):
         init_key, x_key, loop_key = jax.random.split(key, 3)
-        x0 = jax.random.uniform(x_key, (DIM,), minval=-5, maxval=5)
+        x0 = jax.random.uniform(x_key, (dim,), minval=LOW, maxval=HIGH)
         state = es.init(init_key, x0, params)
 
         def step(state, k):
@@ -108,59 +120,110 @@ def time_evosax(runs: int, generations: int, repeats: int) -> dict:
         return state.best_fitness
 
     program = jax.jit(lambda key: jax.vmap(one_run)(jax.random.split(key, runs)))
+    start = time.perf_counter()
     jax.block_until_ready(program(jax.random.key(0)))
+    compile_s = time.perf_counter() - start
     timing = bu.time_repeats(
         lambda i: jax.block_until_ready(program(jax.random.key(i + 1))), repeats
     )
-    return {"run_generations_per_s": runs * generations / bu.median(timing.times), "runs": runs}
+    seconds = bu.median(timing.times)
+    return {
+        "run_generations_per_s": runs * generations / seconds,
+        "runs": runs,
+        "compile_s": compile_s,
+    }
+
+
+def parse_cases(text: str) -> list[tuple[int, int]]:
+    cases = []
+    for item in text.split(","):
+        runs, dim = (int(v) for v in item.lower().split("x"))
+        if runs < 1 or dim < 2:
+            raise SystemExit(f"bad case {item!r}: expected RUNSxDIM with RUNS >= 1, DIM >= 2")
+        cases.append((runs, dim))
+    return cases
+
+
+def budget(runs: int, dim: int, quick: bool) -> tuple[int, int, int]:
+    """(generations of the jitted programs, pycma generations, repeats) for a case."""
+    if quick:
+        return 10, 20, 2
+    generations = max(20, min(200, 5_000_000 // (runs * dim * popsize(dim))))
+    return generations, max(100, 20_000 // dim), 5
+
+
+IMPLEMENTATIONS = ("pycma", "evosax", "cmajax", "cmajax_eigh", "cmajax_cholesky")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cases", default=DEFAULT_CASES, help="RUNSxDIM,... (default %(default)s)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    runs, generations, repeats, py_generations = (
-        (64, 20, 2, 100) if args.quick else (1024, 200, 5, 2000)
-    )
-    results = {}
-    bu.log("pycma")
-    results["pycma"] = time_pycma(py_generations, repeats)
-    bu.log("evosax")
-    results["evosax"] = time_evosax(runs, generations, repeats)
-    for factorization in ("eigh", "cholesky"):
-        bu.log(f"cmajax {factorization}")
-        results[f"cmajax_{factorization}"] = time_cmajax(runs, generations, repeats, factorization)
+    cases = parse_cases(args.cases)
+    results: dict[str, dict] = {}
+    for runs, dim in cases:
+        generations, py_generations, repeats = budget(runs, dim, args.quick)
+        case = f"{runs}x{dim}"
+        row: dict[str, dict] = {}
+        bu.log(f"{case}: pycma")
+        row["pycma"] = time_pycma(dim, py_generations, repeats)
+        bu.log(f"{case}: evosax")
+        row["evosax"] = time_evosax(dim, runs, generations, repeats)
+        for name, factorization in (
+            ("cmajax", None),
+            ("cmajax_eigh", "eigh"),
+            ("cmajax_cholesky", "cholesky"),
+        ):
+            bu.log(f"{case}: {name}")
+            row[name] = time_cmajax(dim, runs, generations, repeats, factorization)
+        for value in row.values():
+            value.update(generations=generations)
+        row["pycma"]["generations"] = py_generations
+        results[case] = row
     info = bu.machine_info()
-    rate = {k: v["run_generations_per_s"] for k, v in results.items()}
     lines = [
         "# Batched restarts: run-generations per second",
         "",
         *bu.machine_markdown(info),
-        f"- Command: `python benchmarks/bench_restarts.py{' --quick' if args.quick else ''}`",
+        f"- Command: `python benchmarks/bench_restarts.py{' --quick' if args.quick else ''} "
+        f"--cases {args.cases}`",
         "",
-        f"**This is a {info['jax_backend'].upper()} run**: ratios are the result.",
+        f"**This is a {info['jax_backend'].upper()} run**: ratios are the result; absolute "
+        "rates are quoted only from GPU runs, with the device named.",
         "",
-        f"10-D Rastrigin, x0 ~ U[-5,5]^10, σ0 = {SIGMA0}, λ = {LAM}. cmajax and evosax: "
-        f"{runs} runs × {generations} generations as one jitted program (cmajax restarts a "
-        f"stopped run in place; evosax never stops). pycma: {py_generations} generations of "
-        f"one ask/tell loop that restarts on stop. Median of {repeats} repeats.",
+        f"Rastrigin, x0 ~ U[{LOW:g}, {HIGH:g}]^n, σ0 = {SIGMA0}, λ = 4 + ⌊3 ln n⌋. cmajax "
+        "(`batched_restarts`, restarting a stopped run in place; `cmajax` is `cma_es`'s default "
+        "options, the others name the factorization) and evosax (`CMA_ES`, never stops): all runs "
+        "for a fixed number of generations as one jitted program. pycma: one ask/tell loop that "
+        f"restarts on stop. Median of the repeats; compile s is the first call (compile and one "
+        "run).",
         "",
-        "| implementation | run-generations / s | vs evosax | vs pycma |",
-        "|---|---:|---:|---:|",
+        "| runs × n | λ | implementation | generations | run-generations / s | vs evosax "
+        "| vs pycma | compile s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for name, value in rate.items():
-        lines.append(
-            f"| {name} | {bu.fmt(value)} | {bu.fmt(value / rate['evosax'], 2)}× "
-            f"| {bu.fmt(value / rate['pycma'], 2)}× |"
-        )
-    for name in ("cmajax_eigh", "cmajax_cholesky"):
-        r = results[name]
-        lines.append("")
-        lines.append(
-            f"{name}: {r['restarts_total']} restarts over the {runs} slots in one timed "
-            f"program; {r['solved_slots']} slots reached f ≤ 1e-8; best f {r['best_f']:.3g}."
-        )
+    for case, row in results.items():
+        dim = int(case.split("x")[1])
+        rate = {k: v["run_generations_per_s"] for k, v in row.items()}
+        for name in IMPLEMENTATIONS:
+            r = row[name]
+            lines.append(
+                f"| {case.replace('x', ' × ')} | {popsize(dim)} | {name} | {r['generations']} "
+                f"| {bu.fmt(rate[name])} | {bu.fmt(rate[name] / rate['evosax'], 2)}× "
+                f"| {bu.fmt(rate[name] / rate['pycma'], 2)}× "
+                f"| {bu.fmt(r['compile_s'], 3) if 'compile_s' in r else 'n/a'} |"
+            )
+    lines.append("")
+    for case, row in results.items():
+        for name in ("cmajax", "cmajax_eigh", "cmajax_cholesky"):
+            r = row[name]
+            lines.append(
+                f"- {case} {name}: {r['restarts_total']} restarts over {r['runs']} slots in one "
+                f"timed program; {r['solved_slots']} slots reached f ≤ 1e-8; best f "
+                f"{r['best_f']:.3g}."
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "restarts.md").write_text("\n".join(lines) + "\n")
     (args.out / "restarts.json").write_text(json.dumps({"machine": info, **results}, indent=2))
@@ -169,14 +232,17 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    bars = ax.bar(
-        list(rate), list(rate.values()), color=["tab:blue", "tab:green", "tab:red", "tab:purple"]
-    )
-    ax.bar_label(bars, labels=[bu.fmt(v) for v in rate.values()], fontsize=8)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(IMPLEMENTATIONS)
+    for j, name in enumerate(IMPLEMENTATIONS):
+        values = [results[c][name]["run_generations_per_s"] for c in results]
+        xs = np.arange(len(results)) + (j - (len(IMPLEMENTATIONS) - 1) / 2) * width
+        ax.bar(xs, values, width=width, label=name)
+    ax.set_xticks(range(len(results)), [c.replace("x", " × ") + "-D" for c in results])
     ax.set_yscale("log")
     ax.set_ylabel("run-generations / s")
-    ax.set_title(f"{runs} independent runs, 10-D Rastrigin ({info['jax_backend']})")
+    ax.set_title(f"Independent runs on Rastrigin ({info['jax_backend']})")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out / "restarts.png", dpi=120)
     print("\n".join(lines))

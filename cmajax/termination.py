@@ -310,12 +310,31 @@ def _masked_median(values: Array, valid_count: Array) -> Array:
     return _sorted_median(ordered, valid_count)
 
 
+# Populations up to this size are ranked by counting comparisons instead of sorting.
+RANK_BY_COUNTING_MAX = 64
+
+
 def rank(fitness: Array) -> tuple[Array, Array, Array]:
     """Ranking order (NaN and ±inf last, ties in index order), the sorted fitness with
-    non-finite values as +inf, and the count of finite values."""
+    non-finite values as +inf, and the count of finite values.
+
+    For λ ≤ ``RANK_BY_COUNTING_MAX`` the order comes from counting, for each candidate, the
+    candidates that come before it (smaller, or equal with a smaller index): λ² comparisons
+    that vectorize over a batch of runs, where XLA's CPU sort of a (runs, λ) array cost 0.6 ms
+    per generation at 1024 runs × λ = 10. The order is the stable argsort's, exactly: the keys
+    hold no NaN, and ``<``/``==`` treat −0 and +0 alike, as JAX's sort does.
+    """
     finite = jnp.isfinite(fitness)
     key = jnp.where(finite, fitness, jnp.inf)
-    order = jnp.argsort(key, stable=True)
+    lam = key.shape[0]
+    if lam > RANK_BY_COUNTING_MAX:
+        order = jnp.argsort(key, stable=True)
+    else:
+        index = jnp.arange(lam)
+        earlier = index[None, :] < index[:, None]
+        before = (key[None, :] < key[:, None]) | ((key[None, :] == key[:, None]) & earlier)
+        position = jnp.sum(before, axis=1)
+        order = jnp.sum(jnp.where(position[None, :] == index[:, None], index[None, :], 0), axis=1)
     return order, key[order], jnp.sum(finite)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 import cmajax
 from cmajax import functions
+from cmajax import termination as term_lib
 from cmajax.termination import TerminationOptions as T
 
 OFF = T.never()
@@ -146,3 +147,21 @@ def test_cholesky_mode_still_reports_eigen_criteria(run_jit):
     assert cmajax.stop_reasons(state.stop) == ["tolconditioncov"]
     eigvals = np.linalg.eigvalsh(np.asarray(state.C, np.float64))
     assert eigvals[-1] / eigvals[0] > 1e3 * 0.5
+
+
+@pytest.mark.parametrize("lam", [1, 2, 7, 10, term_lib.RANK_BY_COUNTING_MAX, 65])
+def test_rank_is_the_stable_argsort_exactly(lam):
+    """Small populations are ranked by counting comparisons: the same order and the same
+    sorted values (bit for bit, −0 kept) as the stable argsort, with ties, ±0, ±inf and NaN."""
+    rng = np.random.default_rng(lam)
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.5], np.float32)
+    rows = [rng.choice(special, size=lam) for _ in range(100)]
+    rows += [rng.normal(size=lam).astype(np.float32) for _ in range(100)]
+    fitness = jnp.asarray(np.stack(rows))
+    order, ordered, count = jax.jit(jax.vmap(term_lib.rank))(fitness)
+    key = jnp.where(jnp.isfinite(fitness), fitness, jnp.inf)
+    expected = jnp.argsort(key, axis=1, stable=True)
+    np.testing.assert_array_equal(order, expected)
+    sorted_bits = np.asarray(jnp.take_along_axis(key, expected, axis=1)).view(np.int32)
+    np.testing.assert_array_equal(np.asarray(ordered).view(np.int32), sorted_bits)
+    np.testing.assert_array_equal(count, np.isfinite(np.stack(rows)).sum(axis=1))

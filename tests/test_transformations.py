@@ -99,8 +99,10 @@ def test_multi_leaf_pytree_round_trip(run_jit):
 
 
 def test_decomposition_is_lazy_under_vmap():
-    """vmap(tell) keeps eigh inside a cond, and members decomposing at different times agree."""
-    es = cmajax.cma_es(0.5, decomposition_gap=3)
+    """vmap(tell) keeps eigh inside a cond, and members decomposing at different times agree
+    (pycma's factorization, which decomposes on the gap; the default Cholesky factorization's
+    cond is the same code path)."""
+    es = cmajax.cma_es(0.5, decomposition_gap=3, factorization="eigh")
     key = jax.random.key(2)
     s0 = es.init(jnp.ones(5))
     s1 = _manual(es, s0, key, 1)  # one generation ahead: decomposes at other generations
