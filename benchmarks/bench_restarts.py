@@ -5,8 +5,10 @@ Cases R runs × n-D (default 1024 × 10, 256 × 50, 64 × 200) on Rastrigin, x0 
 ``batched_restarts`` (a stopped run restarts in place) as one jitted program with the default
 options and with each factorization; evosax's ``CMA_ES`` vmapped over the same runs in one
 jitted scan (it has no termination, so nothing restarts); pycma's ask/tell loop with restarts on
-stop, one run after another. Reports run-generations per second (median over repeats), the
-compile seconds of each jitted program, and writes ``restarts.md``, ``restarts.json`` and
+stop, one run after another. The jitted programs of a case are compiled first and then timed
+in interleaved rounds, one call of each per round, so that drift of the machine spreads over
+all of them. Reports run-generations per second (median over rounds), the compile seconds of
+each jitted program, and writes ``restarts.md``, ``restarts.json`` and
 ``restarts.png``.
 
 Run: python benchmarks/bench_restarts.py [--quick] [--cases 1024x10,256x50,64x200]
@@ -57,10 +59,9 @@ def time_pycma(dim: int, generations: int, repeats: int) -> dict:
     return {"run_generations_per_s": generations / bu.median(timing.times), "runs": 1}
 
 
-def time_cmajax(
-    dim: int, runs: int, generations: int, repeats: int, factorization: str | None
-) -> dict:
-    """``factorization=None``: the default options of ``cma_es``."""
+def build_cmajax(dim: int, runs: int, generations: int, factorization: str | None):
+    """The compiled ``batched_restarts`` program and its first result; ``factorization=None``:
+    the default options of ``cma_es``."""
     import jax
 
     import cmajax
@@ -80,22 +81,18 @@ def time_cmajax(
     )
     start = time.perf_counter()
     result = jax.block_until_ready(program(jax.random.key(0)))
-    compile_s = time.perf_counter() - start
-    timing = bu.time_repeats(
-        lambda i: jax.block_until_ready(program(jax.random.key(i + 1))), repeats
-    )
-    seconds = bu.median(timing.times)
-    return {
-        "run_generations_per_s": runs * generations / seconds,
+    info = {
         "runs": runs,
-        "compile_s": compile_s,
+        "compile_s": time.perf_counter() - start,
         "restarts_total": int(np.sum(np.asarray(result.slots.restarts))),
         "best_f": float(result.best_fitness),
         "solved_slots": int(np.sum(np.asarray(result.slots.best_fitness) <= 1e-8)),
     }
+    return program, info
 
 
-def time_evosax(dim: int, runs: int, generations: int, repeats: int) -> dict:
+def build_evosax(dim: int, runs: int, generations: int):
+    """evosax's ``CMA_ES`` vmapped over the runs, compiled, with its compile seconds."""
     import jax
     import jax.numpy as jnp
     from evosax.algorithms import CMA_ES
@@ -122,16 +119,25 @@ def time_evosax(dim: int, runs: int, generations: int, repeats: int) -> dict:
     program = jax.jit(lambda key: jax.vmap(one_run)(jax.random.split(key, runs)))
     start = time.perf_counter()
     jax.block_until_ready(program(jax.random.key(0)))
-    compile_s = time.perf_counter() - start
-    timing = bu.time_repeats(
-        lambda i: jax.block_until_ready(program(jax.random.key(i + 1))), repeats
-    )
-    seconds = bu.median(timing.times)
-    return {
-        "run_generations_per_s": runs * generations / seconds,
-        "runs": runs,
-        "compile_s": compile_s,
-    }
+    return program, {"runs": runs, "compile_s": time.perf_counter() - start}
+
+
+def time_interleaved(programs: dict, runs: int, generations: int, repeats: int) -> dict:
+    """Run-generations per second of each compiled program, timed in interleaved rounds.
+
+    One call of every program per round, so that drift of the machine (frequency, memory, other
+    load) spreads over all peers alike; each program is given the same keys.
+    """
+    import jax
+
+    times: dict[str, list[float]] = {name: [] for name in programs}
+    for round_ in range(repeats):
+        for name, program in programs.items():
+            timing = bu.time_repeats(
+                lambda _, p=program, r=round_: jax.block_until_ready(p(jax.random.key(r + 1))), 1
+            )
+            times[name].append(timing.times[0])
+    return {name: runs * generations / bu.median(t) for name, t in times.items()}
 
 
 def parse_cases(text: str) -> list[tuple[int, int]]:
@@ -169,15 +175,18 @@ def main() -> None:
         row: dict[str, dict] = {}
         bu.log(f"{case}: pycma")
         row["pycma"] = time_pycma(dim, py_generations, repeats)
-        bu.log(f"{case}: evosax")
-        row["evosax"] = time_evosax(dim, runs, generations, repeats)
+        bu.log(f"{case}: compiling evosax and cmajax")
+        programs = {}
+        programs["evosax"], row["evosax"] = build_evosax(dim, runs, generations)
         for name, factorization in (
             ("cmajax", None),
             ("cmajax_eigh", "eigh"),
             ("cmajax_cholesky", "cholesky"),
         ):
-            bu.log(f"{case}: {name}")
-            row[name] = time_cmajax(dim, runs, generations, repeats, factorization)
+            programs[name], row[name] = build_cmajax(dim, runs, generations, factorization)
+        bu.log(f"{case}: timing {', '.join(programs)} in {repeats} interleaved rounds")
+        for name, rate in time_interleaved(programs, runs, generations, repeats).items():
+            row[name]["run_generations_per_s"] = rate
         for value in row.values():
             value.update(generations=generations)
         row["pycma"]["generations"] = py_generations
@@ -196,7 +205,8 @@ def main() -> None:
         f"Rastrigin, x0 ~ U[{LOW:g}, {HIGH:g}]^n, σ0 = {SIGMA0}, λ = 4 + ⌊3 ln n⌋. cmajax "
         "(`batched_restarts`, restarting a stopped run in place; `cmajax` is `cma_es`'s default "
         "options, the others name the factorization) and evosax (`CMA_ES`, never stops): all runs "
-        "for a fixed number of generations as one jitted program. pycma: one ask/tell loop that "
+        "for a fixed number of generations as one jitted program, all compiled first and then "
+        "timed in interleaved rounds (one call of each per round). pycma: one ask/tell loop that "
         f"restarts on stop. Median of the repeats; compile s is the first call (compile and one "
         "run).",
         "",
