@@ -35,6 +35,7 @@ from cmajax.restart_schedule import (
     RunPlan,
     limit_run,
     popsize_bucket,
+    split_keys,
     split_round,
 )
 from cmajax.sep_cma_es import sep_cma_es
@@ -586,7 +587,8 @@ class _Driver:
         setup["schedule"] = repr((max_evals, ftarget, sorted(restart_kwargs.items())))
         # The keys of one schedule of ``cmajax.ipop``/``bipop``: x0, the run and the regime
         # draws of round r come from the same splits.
-        schedule_key = jax.random.split(jax.random.key(self.seed), 1)[0]
+        schedule_key = split_keys(jax.random.key(self.seed), 1)
+        schedule_key = jax.random.wrap_key_data(np.asarray(jax.random.key_data(schedule_key))[0])
         rows: list[dict[str, np.ndarray]] = []
         best_x = np.zeros(probe.mean.shape, probe.mean.dtype)
         plan, carry, generations = None, None, 0

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cmajax import host_keys
 from cmajax.termination import default_maxiter
 
 
@@ -140,18 +141,44 @@ class RestartSchedule:
         self.best_fitness = min(self.best_fitness, best_fitness)
 
 
-@jax.jit  # once per process: eagerly, the split and the draw are several small programs
-def split_round(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """(next round's key, the run's x0 key, the run's key, the two uniform draws of ``plan``).
-
-    One schedule's keys for one round, the same in ``minimize`` and (``split_rounds``, a row
-    per schedule) in ``ipop``.
-    """
+def _split_round_traced(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     following, x0_key, run_key, draw_key = jax.random.split(key, 4)
     return following, x0_key, run_key, jax.random.uniform(draw_key, (2,))
 
 
-split_rounds = jax.jit(jax.vmap(split_round))
+_split_round_compiled = jax.jit(_split_round_traced)
+_split_rounds_compiled = jax.jit(jax.vmap(_split_round_traced))
+
+
+def split_keys(key: jax.Array, num: int) -> jax.Array:
+    """``jax.random.split(key, num)``, on the host for one threefry key (the same keys)."""
+    if jnp.shape(key) != () or not host_keys.supported(key):
+        return jax.random.split(key, num)
+    return host_keys.wrap(host_keys.split_words(np.asarray(jax.random.key_data(key)), num))
+
+
+def split_round(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+    """(next round's key, the run's x0 key, the run's key, the two uniform draws of ``plan``).
+
+    One schedule's keys for one round, the same in ``minimize`` and (``split_rounds``, a row
+    per schedule) in ``ipop``: ``jax.random.split(key, 4)`` and a uniform draw from the fourth
+    key. Computed on the host for threefry keys (``host_keys``, the same numbers), where JAX
+    would compile a program in every new process; otherwise one compiled program.
+    """
+    if jnp.shape(key) != () or not host_keys.supported(key):
+        return _split_round_compiled(key)
+    words = host_keys.split_words(np.asarray(jax.random.key_data(key)), 4)
+    keys = tuple(host_keys.wrap(w) for w in words[:3])
+    return (*keys, host_keys.uniform(words[3], 2))
+
+
+def split_rounds(keys: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, Any]:
+    """``split_round`` of each key of a 1-D key array; each output has a leading key axis."""
+    if keys.ndim != 1 or not host_keys.supported(keys):
+        return _split_rounds_compiled(keys)
+    rows = [host_keys.split_words(w, 4) for w in np.asarray(jax.random.key_data(keys))]
+    parts = (host_keys.wrap(np.stack([r[j] for r in rows])) for j in range(3))
+    return (*parts, np.stack([host_keys.uniform(r[3], 2) for r in rows]))
 
 
 def limit_run(state: Any, budget: Any, maxiter: Any, ftarget: float) -> Any:

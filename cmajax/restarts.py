@@ -27,7 +27,13 @@ from cmajax import compilation
 from cmajax.base import PyTree, Strategy
 from cmajax.batching import lazy_cond
 from cmajax.cma_es import cma_es
-from cmajax.restart_schedule import RestartSchedule, limit_run, popsize_bucket, split_rounds
+from cmajax.restart_schedule import (
+    RestartSchedule,
+    limit_run,
+    popsize_bucket,
+    split_keys,
+    split_rounds,
+)
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
@@ -315,7 +321,7 @@ def _restart_schedules(
     e_all = np.arange(experiments)
     best_x = None
     history_lam, history_regime, history_reasons = [], [], []
-    keys = jax.random.split(key, experiments)
+    keys = split_keys(key, experiments)
     while not all(s.done for s in schedules):
         done = np.array([s.done for s in schedules])
         following, x0_keys, run_keys, draws = split_rounds(keys)
