@@ -428,7 +428,7 @@ def _tell(
     z_sq = jnp.sum(z**2, axis=1)
     w_cov = jnp.where(w < 0, w * n / (jnp.sqrt(z_sq) + 1e-9) ** 2, w)
     decay = 1 - c1a - c.cmu * jnp.sum(w)
-    rank_mu = jnp.matmul(y.T * (c.cmu * w_cov), y, precision=HIGHEST)
+    rank_mu = _weighted_outer_sum(y, c.cmu * w_cov)
     cov = decay * state.C + c.c1 * jnp.outer(pc, pc) + rank_mu
 
     # Cumulative step-size adaptation (eq. 44).
@@ -467,6 +467,20 @@ def _tell(
         last_eigen=_stamp(due_eigen, generation, state.last_eigen),
     )
     return conclude(state, x, ranking, proposal, diagnostics, padded)
+
+
+# Up to this n the rank-μ sum Σ w_k y_k y_kᵀ is an elementwise product and a sum, not a matrix
+# product: XLA's CPU backend runs small batched dot_generals slowly (1024 runs × 10-D: 0.45 ms
+# of a 6.3 ms generation saved), while at n = 50 the matrix product is faster (21.4 against
+# 23.0 ms for 256 runs).
+ELEMENTWISE_RANK_MU_MAX_N = 16
+
+
+def _weighted_outer_sum(y: Array, weights: Array) -> Array:
+    """Σ_k weights_k y_k y_kᵀ over the rows y_k of ``y`` (tutorial eq. 47's rank-μ term)."""
+    if y.shape[1] <= ELEMENTWISE_RANK_MU_MAX_N:
+        return jnp.sum(weights[:, None, None] * y[:, :, None] * y[:, None, :], axis=0)
+    return jnp.matmul(y.T * weights, y, precision=HIGHEST)
 
 
 def _traced(*trees: Any) -> bool:
