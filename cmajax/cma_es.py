@@ -303,16 +303,7 @@ def cma_es(
         layout, dtype = layout_of(x0)
         check_sigma0(s0)
         check_finite_x0(np.concatenate([np.ravel(np.asarray(a)) for a in jax.tree.leaves(x0)]))
-        options = (
-            rank_one_factor,
-            rank_mu_factor,
-            damping_factor,
-            active,
-            decomposition_gap,
-            factorization,
-            termination,
-            (lo, hi),
-        )
+        options = tuple(factory_options.items())
 
         def build():
             bottom = cma_es(1.0, popsize=lo, **factory_options)

@@ -189,7 +189,7 @@ def compiled(
     key: Hashable,
     build: Callable[[], Callable],
     args: tuple,
-    stored_as: tuple | None = None,
+    stored_as: Callable[[], tuple | None] | tuple | None = None,
 ) -> tuple[Any, float]:
     """The compiled ``build()`` for ``args`` and the seconds spent compiling it now.
 
@@ -198,8 +198,9 @@ def compiled(
     without compiling (0 s).
 
     ``stored_as`` is the same key written with strings and numbers only (function objects
-    replaced by their ``fingerprint``), for the store of ``enable_compilation_cache``; None
-    keeps the program out of the store.
+    replaced by their ``fingerprint``), for the store of ``enable_compilation_cache``, or a
+    function returning it, called only when the program is not kept in this process (a
+    fingerprint traces the objective); None keeps the program out of the store.
     """
     full = (key, signature(args))
     with _lock:
@@ -208,6 +209,8 @@ def compiled(
             _programs.move_to_end(full)
             return program, 0.0
     start = time.perf_counter()
+    if callable(stored_as):
+        stored_as = stored_as() if _store is not None else None
     path = _store_path(stored_as, full[1]) if stored_as is not None else None
     program = _load(path) if path is not None else None
     if program is None:

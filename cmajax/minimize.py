@@ -455,7 +455,7 @@ class _Problem:
         None (not stored) for host functions, whose callbacks a stored program cannot carry,
         and for objectives with effects or closed-over values the fingerprint cannot read.
         """
-        if self.host_function or not compilation.storing():
+        if self.host_function:
             return None
         population = jax.tree.unflatten(
             layout.treedef,
@@ -514,7 +514,7 @@ class _Problem:
             )
 
         program, _ = compilation.compiled(
-            key, build, carry, self.stored_as(key, state.layout, fitness.shape[0])
+            key, build, carry, lambda: self.stored_as(key, state.layout, fitness.shape[0])
         )
         self.compile_seconds += time.perf_counter() - start
         return program
@@ -587,8 +587,11 @@ class _Driver:
         setup["schedule"] = repr((max_evals, ftarget, sorted(restart_kwargs.items())))
         # The keys of one schedule of ``cmajax.ipop``/``bipop``: x0, the run and the regime
         # draws of round r come from the same splits.
-        schedule_key = split_keys(jax.random.key(self.seed), 1)
-        schedule_key = jax.random.wrap_key_data(np.asarray(jax.random.key_data(schedule_key))[0])
+        keys = split_keys(jax.random.key(self.seed), 1)
+        # The first key rewrapped from its words: indexing a key array would compile.
+        schedule_key = jax.random.wrap_key_data(
+            np.asarray(jax.random.key_data(keys))[0], impl=jax.random.key_impl(keys)
+        )
         rows: list[dict[str, np.ndarray]] = []
         best_x = np.zeros(probe.mean.shape, probe.mean.dtype)
         plan, carry, generations = None, None, 0

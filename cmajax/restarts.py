@@ -294,11 +294,14 @@ def _restart_schedules(
         args = (states, keys, fun_args, shared_args)
         used.add(shared)
         key = ("restart_stage", factory_key, fun, own_args, shared, experiments == 1)
-        stored_as = None
-        if padded and compilation.storing():  # a custom factory has no stable name
+
+        def stored_as():
+            if not padded:  # a custom strategy factory has no name that outlives the process
+                return None
             one_arg = jax.tree.map(lambda a: a[0], fun_args)
             digest = compilation.fingerprint(objective, probe, one_arg, shared_args)
-            stored_as = None if digest is None else (key[0], repr(factory_key), digest, *key[3:])
+            return None if digest is None else (key[0], repr(factory_key), digest, *key[3:])
+
         program, _ = compilation.compiled(
             key, lambda: _stage_loop(strategy, objective, experiments == 1), args, stored_as
         )

@@ -134,6 +134,7 @@ def test_repeated_restarts_compile_nothing():
 
 
 LOWERING = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+TRACING = "/jax/core/compile/jaxpr_trace_duration"
 
 
 @contextlib.contextmanager
@@ -182,6 +183,10 @@ def test_stored_programs_load_in_a_new_process_without_tracing_or_compiling(prog
     assert counts == {BACKEND_COMPILE: 0, LOWERING: 0}
     assert (again.nfev, again.fun) == (first.nfev, first.fun)
     np.testing.assert_array_equal(again.x, first.x)
+    # A repeated call in the same process neither compiles nor traces (no fingerprint taken).
+    with count_events(BACKEND_COMPILE, TRACING) as counts:
+        cmajax.minimize(objective, jnp.zeros(4), 0.5, **STORE_KWARGS)
+    assert counts == {BACKEND_COMPILE: 0, TRACING: 0}
 
 
 def test_store_tells_objectives_apart_by_their_closed_over_data(program_store):
