@@ -33,7 +33,6 @@ from cmajax.base import (
     check_finite_x0,
     check_sigma0,
     layout_of,
-    standard_normal,
 )
 from cmajax.batching import lazy_cond
 from cmajax.bookkeeping import (
@@ -47,6 +46,7 @@ from cmajax.bookkeeping import (
     start,
 )
 from cmajax.parameters import CMAParameters, cma_parameters
+from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array

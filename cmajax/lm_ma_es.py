@@ -55,6 +55,7 @@ from cmajax.bookkeeping import (
     start,
 )
 from cmajax.parameters import default_popsize, raw_weights
+from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
@@ -191,7 +192,7 @@ def lm_ma_es(
     def ask(key: Array, state: LMMAState) -> PyTree:
         """λ candidates x_k = m + σ A z_k, z_k ~ N(0, I), A = αI + Vᵀ T V."""
         lam = state.constants.weights.shape[0]
-        z = jax.random.normal(key, (lam, state.mean.shape[0]), state.mean.dtype)
+        z = standard_normal(key, lam, state.mean.shape[0], state.mean.dtype)
         alpha, T = _transform(state.G, _active_cd(state.constants.cd, state.generation))
         coefficients = jnp.matmul(z, state.V.T, precision=HIGHEST)  # (λ, m)
         coefficients = jnp.matmul(coefficients, T.T, precision=HIGHEST)

@@ -41,6 +41,7 @@ from cmajax.bookkeeping import (
 )
 from cmajax.cma_es import Constants
 from cmajax.parameters import sep_cma_parameters
+from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
 
 Array = jax.Array
@@ -141,7 +142,7 @@ def sep_cma_es(
     def ask(key: Array, state: SepCMAState) -> PyTree:
         """λ candidates x_k = m + σ D ⊙ z_k, z_k ~ N(0, I)."""
         lam = state.constants.weights.shape[0]
-        z = jax.random.normal(key, (lam, state.mean.shape[0]), state.mean.dtype)
+        z = standard_normal(key, lam, state.mean.shape[0], state.mean.dtype)
         return state.layout.unravel(state.mean + (state.sigma * state.D) * z)
 
     def tell(state: SepCMAState, population: PyTree, fitness: Array) -> SepCMAState:

@@ -93,17 +93,6 @@ def test_enable_compilation_cache_sets_jax_options(tmp_path):
     assert not cmajax.compilation.storing()
 
 
-def test_flat_and_two_dimensional_normal_draws_agree():
-    """``base.standard_normal`` must keep JAX's numbers (full CMA-ES samples with it)."""
-    from cmajax.base import standard_normal
-
-    key = jax.random.key(3)
-    for lam, n in [(6, 3), (10, 10)]:
-        np.testing.assert_array_equal(
-            standard_normal(key, lam, n, jnp.float32), jax.random.normal(key, (lam, n))
-        )
-
-
 @pytest.mark.parametrize("factory", [cmajax.cma_es, cmajax.sep_cma_es, cmajax.lm_ma_es])
 def test_strategies_carry_their_diagnostics(factory):
     es = factory(1.0)

@@ -175,7 +175,12 @@ def test_vmap_of_runs_equals_single_runs(run_jit, factory):
                 member.axis_lengths, single.axis_lengths, rtol=1e-4, atol=1e-4 * scale
             )
             single, member = (s.replace(axis_lengths=None) for s in (single, member))
-        chex.assert_trees_all_close(single, member, rtol=1e-4, atol=1e-6)
+        # The vmapped program sums in another order: float32 rounding of eps·(largest term)
+        # accumulates over 25 generations, so a coordinate near 0 is compared relative to
+        # the largest entry of its array.
+        for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(member), strict=True):
+            scale = float(np.max(np.abs(np.asarray(a, np.float64)), initial=0.0))
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6 + 1e-5 * scale)
 
 
 @pytest.mark.parametrize("factory", [cmajax.sep_cma_es, cmajax.lm_ma_es])

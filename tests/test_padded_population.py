@@ -10,7 +10,7 @@ import pytest
 
 import cmajax
 from cmajax import functions
-from cmajax.base import standard_normal
+from cmajax.sampling import standard_normal
 from cmajax.restart_schedule import BUCKET_FACTOR, popsize_bucket
 from tests.statistical import assert_not_fewer_successes, assert_ratio_within
 
@@ -18,8 +18,8 @@ N, LAM, RANGE = 6, 12, (7, 28)
 
 
 def test_the_padded_draw_starts_with_the_unpadded_one():
-    """JAX's partitionable threefry: the first λ·n numbers of a flat draw of Λ·n are the
-    draw of λ·n, so a padded run samples what the unpadded run samples."""
+    """The first λ·n numbers of a draw of Λ·n are the draw of λ·n (``cmajax.sampling``), so a
+    padded run samples what the unpadded run samples."""
     key = jax.random.key(11)
     np.testing.assert_array_equal(
         standard_normal(key, 28, N, jnp.float32)[:LAM], standard_normal(key, LAM, N, jnp.float32)
