@@ -10,8 +10,8 @@ import pytest
 
 import cmajax
 from cmajax import functions
-from cmajax.sampling import standard_normal
 from cmajax.restart_schedule import BUCKET_FACTOR, popsize_bucket
+from cmajax.sampling import standard_normal
 from tests.statistical import assert_not_fewer_successes, assert_ratio_within
 
 N, LAM, RANGE = 6, 12, (7, 28)
