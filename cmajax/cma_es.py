@@ -98,11 +98,12 @@ class CMAState(RunState):
       C: (n, n) covariance matrix.
       S: (n, n) sampling factor from the last factorization, C ≈ S Sᵀ: B·diag(D) with
         ``factorization="eigh"``, the lower Cholesky factor with ``"cholesky"``.
-      W: (n, n) whitening matrix S⁻¹ (with ``"eigh"`` the symmetric C^(-1/2) = B D⁻¹ Bᵀ).
+      W: (n, n) whitening matrix C^(-1/2) = B D⁻¹ Bᵀ with ``"eigh"``; with ``"cholesky"`` an
+        empty (0, 0) array, since ``tell`` whitens by a triangular solve with S.
       B: (n, n) eigenvectors of C (columns) from the last eigendecomposition.
       D: (n,) square roots of the eigenvalues of C, ascending, from the last eigendecomposition.
       ps, pc: (n,) evolution paths for σ and for C.
-      last_decomposition: generation of the last factorization (S, W).
+      last_decomposition: generation of the last factorization (S, and W with ``"eigh"``).
       last_eigen: generation of the last eigendecomposition (B, D).
       constants: learning rates and weights.
     """
@@ -143,19 +144,18 @@ def _factor_eigh(cov: Array) -> tuple[Array, Array, Array, Array, Array]:
     return cov, B * D, 0.5 * (W + W.T), B, D
 
 
-def _factor_cholesky(cov: Array) -> tuple[Array, Array, Array]:
-    """(C, S, W) with S the lower Cholesky factor of C and W = S⁻¹.
+def _factor_cholesky(cov: Array) -> tuple[Array, Array]:
+    """(C, S) with S the lower Cholesky factor of C.
 
     If C has lost positive definiteness to rounding, a multiple of I (max diag · n · eps) is
-    added to it before factorizing again.
+    added to it before factorizing again. No inverse is formed: ``tell`` solves with S.
     """
     cov = 0.5 * (cov + cov.T)
     n = cov.shape[0]
     eye = jnp.eye(n, dtype=cov.dtype)
 
     def factor(m):
-        low = jnp.linalg.cholesky(m)
-        return m, low, jax.scipy.linalg.solve_triangular(low, eye, lower=True)
+        return m, jnp.linalg.cholesky(m)
 
     def repaired(m):
         bump = jnp.max(jnp.diagonal(m)) * n * jnp.finfo(m.dtype).eps
@@ -273,7 +273,7 @@ def cma_es(
             **common,
             C=eye,
             S=eye,
-            W=eye,
+            W=eye if factorization == "eigh" else jnp.zeros((0, 0), dtype),
             B=eye,
             D=jnp.ones((n,), dtype),
             ps=zeros,
@@ -405,8 +405,13 @@ def _tell(
     mean = state.mean + mean_step
     y_w = mean_step / state.sigma
 
-    # Whitening with the factor used for sampling: z = W y, ‖z‖ = ‖C^-1/2 y‖ for any factor.
-    z = jnp.matmul(y, state.W.T, precision=HIGHEST)
+    # Whitening with the factor used for sampling: z = S⁻¹ y, ‖z‖ = ‖C^-1/2 y‖ for any factor.
+    # A triangular solve of the λ steps costs n²λ and needs no inverse (n³/3 per
+    # factorization): 256 runs × 50-D, 19 → 12 ms per generation on 2 CPU cores.
+    if factorization == "eigh":
+        z = jnp.matmul(y, state.W.T, precision=HIGHEST)
+    else:
+        z = jax.scipy.linalg.solve_triangular(state.S, y.T, lower=True).T
     isotropic_shift = jnp.sqrt(c.mueff) * jnp.matmul(w_pos, z, precision=HIGHEST)
 
     # Step-size path (eq. 43) and the h_σ stall of the rank-one update.
@@ -438,7 +443,8 @@ def _tell(
         )
         due_eigen = due
     else:
-        cov, S, W = _refresh(due, lambda op: _factor_cholesky(op[0]), (cov, state.S, state.W))
+        cov, S = _refresh(due, lambda op: _factor_cholesky(op[0]), (cov, state.S))
+        W = state.W
         eigen_gap = jnp.maximum(gap, n) if isinstance(gap, jax.Array) else max(gap or 1, n)
         due_eigen = (generation - state.last_eigen).astype(dtype) >= eigen_gap
         # Diagnostics only: B, D feed noeffectaxis, tolconditioncov and tolupsigma.
