@@ -411,7 +411,10 @@ def _tell(
     if factorization == "eigh":
         z = jnp.matmul(y, state.W.T, precision=HIGHEST)
     else:
-        z = jax.scipy.linalg.solve_triangular(state.S, y.T, lower=True).T
+        # z Sᵀ = y, solved from the right: no transposes of the (λ, n) steps.
+        z = jax.lax.linalg.triangular_solve(
+            state.S, y, left_side=False, lower=True, transpose_a=True
+        )
     isotropic_shift = jnp.sqrt(c.mueff) * jnp.matmul(w_pos, z, precision=HIGHEST)
 
     # Step-size path (eq. 43) and the h_σ stall of the rank-one update.
