@@ -11,8 +11,8 @@ functions that can be ``jit``-compiled, ``vmap``-ped over many runs and ``lax.sc
 True
 """
 
-from cmajax import functions, transforms
-from cmajax.base import Layout, Strategy
+from cmajax import bounds, functions, transforms
+from cmajax.base import Candidates, Layout, Strategy, evaluation_points
 from cmajax.bookkeeping import RunState
 from cmajax.checkpoint import CheckpointError
 from cmajax.cma_es import CMAState, cma_es
@@ -29,6 +29,7 @@ from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
 __all__ = [
     "CMAParameters",
     "CMAState",
+    "Candidates",
     "CheckpointError",
     "LMMAState",
     "Layout",
@@ -42,9 +43,11 @@ __all__ = [
     "TerminationOptions",
     "batched_restarts",
     "bipop",
+    "bounds",
     "cma_es",
     "cma_parameters",
     "enable_compilation_cache",
+    "evaluation_points",
     "functions",
     "ipop",
     "lm_ma_es",

@@ -28,7 +28,8 @@ class Strategy(NamedTuple):
       init: ``init(x0, sigma0=None) -> state``; ``x0`` is any pytree of float arrays, the
         initial mean. ``sigma0`` overrides the factory's initial step size (handy under vmap).
       ask: ``ask(key, state) -> population``, a pytree like ``x0`` whose leaves carry a
-        leading axis of size λ (the population size).
+        leading axis of size λ (the population size); with bounds, ``Candidates`` whose ``x``
+        is that pytree (``evaluation_points`` takes either).
       tell: ``tell(state, population, fitness) -> state``; ``fitness`` has shape (λ,) and is
         minimised.
       diagnostics: ``diagnostics(state) -> dict`` of what the termination criteria and the
@@ -40,6 +41,28 @@ class Strategy(NamedTuple):
     ask: Callable[[Array, Any], PyTree]
     tell: Callable[[Any, PyTree, Array], Any]
     diagnostics: Callable[[Any], dict[str, Any]] | None = None
+
+
+class Candidates(NamedTuple):
+    """What ``ask`` returns when the points to evaluate are not the samples themselves.
+
+    Bounds map samples into the box (``cmajax.bounds``); later handlers (integer margins,
+    re-evaluation under noise) follow the same convention. ``tell`` takes the whole object
+    back, so it has every sample it needs without any state kept elsewhere.
+
+    Attributes:
+      x: the points to evaluate, a pytree like x0 with a leading axis λ.
+      sample: the strategy's own samples, which ``tell`` updates from.
+    """
+
+    x: PyTree
+    sample: PyTree
+
+
+def evaluation_points(population: PyTree | Candidates) -> PyTree:
+    """The points to evaluate of what ``ask`` returned: ``population.x`` for ``Candidates``,
+    else the population itself."""
+    return population.x if isinstance(population, Candidates) else population
 
 
 class Layout(NamedTuple):

@@ -36,6 +36,24 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: truncated, corrupted, or from another set-up."""
 
 
+def option_repr(value: Any) -> str:
+    """A strategy option as text that changes whenever the option does: ``repr``, except that
+    arrays (bounds, for example) are named by their dtype, shape and a SHA-256 of their bytes,
+    since NumPy's ``repr`` elides the middle of large arrays."""
+    leaves, treedef = jax.tree_util.tree_flatten(value, is_leaf=lambda v: v is None)
+    if not any(isinstance(leaf, (np.ndarray, jax.Array)) for leaf in leaves):
+        return repr(value)
+    parts = []
+    for leaf in leaves:
+        if isinstance(leaf, (np.ndarray, jax.Array)):
+            array = np.asarray(leaf)
+            digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+            parts.append(f"array({array.dtype}, {array.shape}, {digest})")
+        else:
+            parts.append(repr(leaf))
+    return f"{treedef}: [{', '.join(parts)}]"
+
+
 def setup_fingerprint(
     method: str, state: Any, seed: int, strategy_kwargs: dict, termination_kwargs: dict
 ) -> dict[str, Any]:
@@ -48,7 +66,7 @@ def setup_fingerprint(
         "dtypes": [str(np.dtype(d)) for d in layout.dtypes],
         "working_dtype": str(state.mean.dtype),
         "seed": int(seed),
-        "strategy_options": {k: repr(v) for k, v in sorted(strategy_kwargs.items())},
+        "strategy_options": {k: option_repr(v) for k, v in sorted(strategy_kwargs.items())},
         "termination_options": {k: repr(v) for k, v in sorted(termination_kwargs.items())},
     }
 

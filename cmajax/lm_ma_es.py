@@ -54,6 +54,7 @@ from cmajax.bookkeeping import (
     register,
     start,
 )
+from cmajax.bounds import check_bounds, with_bounds
 from cmajax.parameters import default_popsize, raw_weights
 from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
@@ -120,6 +121,7 @@ def lm_ma_es(
     *,
     memory: int | None = None,
     termination: TerminationOptions | None = None,
+    bounds: tuple[Any, Any] | None = None,
 ) -> Strategy:
     """LM-MA-ES (Loshchilov, Glasmachers & Beyer 2019) for large n.
 
@@ -132,6 +134,9 @@ def lm_ma_es(
       popsize: λ; default 4 + ⌊3 ln n⌋.
       memory: m, the number of direction vectors; default 4 + ⌊3 ln n⌋.
       termination: thresholds of the stopping criteria, ``TerminationOptions()`` by default.
+      bounds: ``(lower, upper)``, scalars or pytrees shaped like x0, ``None``/±inf for an open
+        side: every evaluated candidate lies in the box (``cmajax.bounds.bounded``); ``ask``
+        then returns ``Candidates``.
 
     Returns:
       ``Strategy(init, ask, tell)``; ``init(x0, sigma0=None)`` takes any pytree of float
@@ -148,6 +153,7 @@ def lm_ma_es(
       1
     """
     termination = check_factory_args(sigma0, popsize, termination)
+    check_bounds(bounds)
     if memory is not None:
         if not isinstance(memory, int | np.integer) or isinstance(memory, bool):
             raise TypeError(f"memory must be an int or None, got {memory!r}.")
@@ -209,7 +215,7 @@ def lm_ma_es(
         lam = state.constants.weights.shape[0]
         return guarded_tell(state, population, fitness, lam, _tell)
 
-    return Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
+    return with_bounds(Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics), bounds)
 
 
 def _active_cd(cd: Array, generation: Array) -> Array:

@@ -27,7 +27,16 @@ import numpy as np
 from cmajax import checkpoint as ckpt
 from cmajax import compilation
 from cmajax import termination as term_lib
-from cmajax.base import Layout, PyTree, Strategy, check_finite_x0, check_sigma0, layout_of
+from cmajax.base import (
+    Layout,
+    PyTree,
+    Strategy,
+    check_finite_x0,
+    check_sigma0,
+    evaluation_points,
+    layout_of,
+)
+from cmajax.bounds import check_bounds, mean_in_box, x0_into_bounds
 from cmajax.cma_es import cma_es
 from cmajax.lm_ma_es import lm_ma_es
 from cmajax.restart_schedule import (
@@ -81,6 +90,8 @@ class OptimizeResult:
         (not by the budget, a rejected non-finite update, or an interruption).
       message: a sentence saying why it stopped.
       history: dict of NumPy arrays, one row per recorded generation (see ``minimize``).
+      x_mean: the final mean in the structure of ``x0`` (pycma's ``xfavorite``; inside the
+        box with ``bounds``), the recommended point when f is noisy.
       state: the final strategy state (of the last run, with restarts).
       runs: runs made (1 without restarts).
       compile_seconds: seconds this call spent tracing and compiling programs (0 when every
@@ -96,6 +107,7 @@ class OptimizeResult:
     success: bool
     message: str
     history: dict[str, np.ndarray]
+    x_mean: PyTree = None
     state: Any = None
     runs: int = 1
     compile_seconds: float = 0.0
@@ -205,7 +217,7 @@ def _chunk_program(strategy, batched, generations: int, every: int, k: int, padd
         state, key, _ = carry
         key, sub = jax.random.split(key)
         population = strategy.ask(sub, state)
-        fitness = batched(population)
+        fitness = batched(evaluation_points(population))
         return (strategy.tell(state, population, fitness), key, fitness), None
 
     def row(carry, _):
@@ -279,6 +291,7 @@ def minimize(
     vectorized: bool = False,
     host_function: bool = False,
     callback: Callable[[OptimizeResult], None] | None = None,
+    bounds: tuple[Any, Any] | None = None,
 ) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` with step size ``sigma0``; pycma's ``fmin2`` in one call.
 
@@ -317,6 +330,9 @@ def minimize(
         copies the population to the host and the values back, and evaluates the candidates
         one by one unless ``vectorized``; expect the host function's own cost plus tens of
         microseconds per generation).
+      bounds: ``(lower, upper)``: scalars, or pytrees shaped like ``x0`` (``None`` or ±inf for
+        an open side). Every evaluated solution lies in the box (pycma's BoundTransform, see
+        ``cmajax.bounds``); an ``x0`` outside it is moved onto it with a warning.
       callback: ``callback(result)`` after each chunk, with the result so far; raising
         ``KeyboardInterrupt`` there (as Ctrl-C does anywhere in the loop) ends the run with
         ``stop == {"interrupted"}`` and the best solution so far.
@@ -352,6 +368,11 @@ def minimize(
     if not isinstance(chunk_generations, int) or chunk_generations < 1:
         raise ValueError(f"chunk_generations must be an int >= 1, got {chunk_generations!r}.")
     strategy_kwargs, termination_kwargs = _split_options(options)
+    if bounds is not None:
+        check_bounds(bounds)
+        strategy_kwargs["bounds"] = bounds
+        if not callable(x0):
+            x0 = x0_into_bounds(bounds, x0)
     restart_kwargs = {k: strategy_kwargs.pop(k) for k in RESTART_OPTIONS if k in strategy_kwargs}
     if restart_kwargs and restarts is None:
         raise ValueError(f"options {sorted(restart_kwargs)} need restarts='ipop' or 'bipop'.")
@@ -411,7 +432,7 @@ class _Problem:
 
     def key(self, kind: str, popsize: int, *more: Any) -> tuple:
         """What a program depends on besides its arguments' shapes: never σ0 or x0's values."""
-        options = tuple(sorted((k, repr(v)) for k, v in self.strategy_kwargs.items()))
+        options = tuple(sorted((k, ckpt.option_repr(v)) for k, v in self.strategy_kwargs.items()))
         return (kind, self.method, options, popsize, *more)
 
     def init(self, x0: PyTree, sigma0: float) -> tuple[Strategy, Any]:
@@ -503,7 +524,10 @@ class _Problem:
                 self.fun, self.vectorized, self.host_function, state.layout
             )
             if not self.host_function:  # a clear error before XLA sees the program
-                _check_traceable(batched, jax.eval_shape(strategy.ask, jax.random.key(0), state))
+                _check_traceable(
+                    batched,
+                    evaluation_points(jax.eval_shape(strategy.ask, jax.random.key(0), state)),
+                )
             return _chunk_program(
                 strategy,
                 batched,
@@ -718,6 +742,7 @@ class _Driver:
             success=_success(stop, self.ftarget, best),
             message=_message(stop) + suffix,
             history=_history(rows),
+            x_mean=mean_in_box(self.problem.strategy_kwargs.get("bounds"), state),
             state=state,
             runs=runs,
             compile_seconds=self.problem.compile_seconds,

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cmajax import compilation
-from cmajax.base import PyTree, Strategy
+from cmajax.base import PyTree, Strategy, evaluation_points
 from cmajax.batching import lazy_cond
 from cmajax.cma_es import cma_es
 from cmajax.restart_schedule import (
@@ -113,7 +113,7 @@ def batched_restarts(
         def one(slot, s):
             key, ask_key, restart_key = jax.random.split(slot.key, 3)
             population = strategy.ask(ask_key, slot.run)
-            fitness = jax.vmap(fun)(population)
+            fitness = jax.vmap(fun)(evaluation_points(population))
             told = strategy.tell(slot.run, population, fitness)
             better = told.best_fitness < slot.best_fitness
             restart = told.stopped
@@ -214,7 +214,8 @@ def _stage_loop(strategy: Strategy, fun: Callable, single: bool = False):
     def one(state, key, args, shared):
         key, sub = jax.random.split(key)
         population = strategy.ask(sub, state)
-        fitness = jax.vmap(fun, in_axes=(0, None, None))(population, args, shared)
+        points = evaluation_points(population)
+        fitness = jax.vmap(fun, in_axes=(0, None, None))(points, args, shared)
         return strategy.tell(state, population, fitness), key, args
 
     def loop(states, keys, fun_args, shared):

@@ -7,13 +7,13 @@ from typing import Any
 
 import jax
 
-from cmajax.base import PyTree, Strategy
+from cmajax.base import PyTree, Strategy, evaluation_points
 
 
 def generation(strategy: Strategy, fun: Callable[[PyTree], jax.Array], state: Any, key):
     """One ask-evaluate-tell step; ``fun`` maps one solution (user's structure) to a scalar."""
     population = strategy.ask(key, state)
-    fitness = jax.vmap(fun)(population)
+    fitness = jax.vmap(fun)(evaluation_points(population))
     return strategy.tell(state, population, fitness)
 
 

@@ -39,6 +39,7 @@ from cmajax.bookkeeping import (
     register,
     start,
 )
+from cmajax.bounds import check_bounds, with_bounds
 from cmajax.cma_es import Constants
 from cmajax.parameters import sep_cma_parameters
 from cmajax.sampling import standard_normal
@@ -78,6 +79,7 @@ def sep_cma_es(
     damping_factor: float = 1.0,
     active: bool = True,
     termination: TerminationOptions | None = None,
+    bounds: tuple[Any, Any] | None = None,
 ) -> Strategy:
     """Separable CMA-ES (Ros & Hansen 2008) with pycma's ``CMA_diagonal=True`` defaults.
 
@@ -95,6 +97,9 @@ def sep_cma_es(
       damping_factor: multiplies the step-size damping d_σ (pycma ``CSA_dampfac``).
       active: negative weights for the worst candidates (pycma ``CMA_active``).
       termination: thresholds of the stopping criteria, ``TerminationOptions()`` by default.
+      bounds: ``(lower, upper)``, scalars or pytrees shaped like x0, ``None``/±inf for an open
+        side: every evaluated candidate lies in the box (``cmajax.bounds.bounded``); ``ask``
+        then returns ``Candidates``.
 
     Returns:
       ``Strategy(init, ask, tell)``; ``init(x0, sigma0=None)`` takes any pytree of float
@@ -112,6 +117,7 @@ def sep_cma_es(
       1
     """
     termination = check_factory_args(sigma0, popsize, termination)
+    check_bounds(bounds)
     check_factors(
         rank_one_factor=rank_one_factor,
         rank_mu_factor=rank_mu_factor,
@@ -155,7 +161,7 @@ def sep_cma_es(
         lam = state.constants.weights.shape[0]
         return guarded_tell(state, population, fitness, lam, _tell)
 
-    return Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
+    return with_bounds(Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics), bounds)
 
 
 def _tell(state: SepCMAState, x: Array, fitness: Array) -> SepCMAState:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from cmajax.base import PyTree, Strategy, check_sigma0, layout_of
+from cmajax.base import PyTree, Strategy, check_sigma0, evaluation_points, layout_of
 from cmajax.cma_es import cma_es as _cma_es
 from cmajax.lm_ma_es import lm_ma_es as _lm_ma_es
 from cmajax.sep_cma_es import sep_cma_es as _sep_cma_es
@@ -125,8 +125,9 @@ def from_strategy(
         _check_params(params, inner.layout, name)
         key, sub = jax.random.split(state.key)
         population = strategy.ask(sub, inner)
-        popsize = jax.tree.leaves(population)[0].shape[0]
-        fitness = _evaluate(value_fn, population, popsize)
+        points = evaluation_points(population)
+        popsize = jax.tree.leaves(points)[0].shape[0]
+        fitness = _evaluate(value_fn, points, popsize)
         inner = strategy.tell(inner, population, fitness)
         mean = inner.layout.unravel(inner.mean)
         step = jax.tree.map(lambda new, old: (new - old).astype(jnp.result_type(old)), mean, params)
