@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,6 +27,8 @@ import numpy as np
 from cmajax import compilation
 from cmajax.base import PyTree, Strategy, evaluation_points
 from cmajax.batching import lazy_cond
+from cmajax.bounds import check_bounds
+from cmajax.checkpoint import option_repr
 from cmajax.cma_es import cma_es
 from cmajax.restart_schedule import (
     RestartSchedule,
@@ -177,7 +180,10 @@ def _stage_states(
     """
 
     def start(x0, s0, budget, maxiter, on):
-        state = limit_run(strategy.init(x0, s0), budget, maxiter, ftarget)
+        with warnings.catch_warnings():
+            # Drawn start points outside the bounds are moved in by design, not by mistake.
+            warnings.filterwarnings("ignore", "x0 is outside the bounds", UserWarning)
+            state = limit_run(strategy.init(x0, s0), budget, maxiter, ftarget)
         flags = state.termination.flags._replace(maxfevals=~on)  # NumPy bools off a trace
         return state.replace(termination=state.termination._replace(flags=flags))
 
@@ -251,21 +257,29 @@ def _restart_schedules(
     strategy_factory: Callable[[int], Strategy] | None = None,
     fun_args: Any = None,
     shared_args: Any = None,
+    bounds: Any = None,
 ) -> RestartResult:
     """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
     if experiments < 1:
         raise ValueError(f"experiments must be >= 1, got {experiments}.")
     padded = strategy_factory is None
+    if bounds is not None and not padded:
+        raise ValueError("pass bounds to your strategy_factory's strategies, not to ipop/bipop.")
+    check_bounds(bounds)
     if padded:
         termination = TerminationOptions() if termination is None else termination
         # The program depends neither on σ0 (each run's σ0 is an argument) nor on λ within a
         # population range (a padded population), so it is shared by every call with the
         # same termination options and by the runs of one range.
-        factory_key: Any = ("cma_es", termination)
+        factory_key: Any = ("cma_es", termination, option_repr(bounds))
 
         def strategy_factory(popsize, popsize_range=None):
             return cma_es(
-                sigma0, popsize=popsize, termination=termination, popsize_range=popsize_range
+                sigma0,
+                popsize=popsize,
+                termination=termination,
+                popsize_range=popsize_range,
+                bounds=bounds,
             )
 
     else:
@@ -385,6 +399,8 @@ _SCHEDULE_ARGS = """
       popsize0: (None) λ of the first run (default 4 + ⌊3 ln n⌋).
       incpopsize: (2) factor of the population growth.
       termination: stopping criteria of each run (``TerminationOptions``).
+      bounds: (None) ``(lower, upper)`` box of every run (``cma_es(bounds=...)``); the start
+        points ``x0_fn`` draws are moved into it.
       strategy_factory: ``strategy_factory(popsize) -> Strategy`` replaces the default
         ``cma_es(sigma0, popsize=popsize, termination=termination)``; its runs then compile
         one program per distinct λ (no padded population).

@@ -257,3 +257,62 @@ def test_no_warning_for_x0_inside():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cmajax.cma_es(0.5, bounds=(-1.0, 1.0)).init(jnp.array([-1.0, 0.0, 1.0]))
+
+
+def _shifted_rastrigin(x):
+    return cmajax.functions.rastrigin(x - 0.9)
+
+
+def test_ipop_and_bipop_keep_every_run_in_the_box():
+    """The restart drivers draw start points anywhere in [-3, 3]^5 and run inside [-1, 1]^5;
+    the optimum (0.9, …, 0.9) sits in the quadratic margin near the upper bound."""
+    draw = lambda k: jax.random.uniform(k, (5,), minval=-3.0, maxval=3.0)  # noqa: E731
+    for driver in (cmajax.ipop, cmajax.bipop):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # drawn start points are moved in silently
+            result = driver(
+                _shifted_rastrigin,
+                draw,
+                jax.random.key(0),
+                sigma0=0.5,
+                bounds=(-1.0, 1.0),
+                ftarget=1e-8,
+                max_evals=3e4,
+            )
+        best = np.asarray(result.best_x)
+        assert np.all((best >= -1.0) & (best <= 1.0))
+        assert float(np.min(result.best_fitness)) <= 1e-8
+
+
+def test_batched_restarts_with_a_bounded_strategy():
+    es = cmajax.cma_es(2.0, bounds=(-1.0, 1.0))
+    result = jax.jit(
+        lambda key: cmajax.batched_restarts(
+            es,
+            _shifted_rastrigin,
+            lambda k: jax.random.uniform(k, (4,), minval=-4.0, maxval=4.0),
+            key,
+            slots=8,
+            generations=60,
+        )
+    )(jax.random.key(2))
+    best = np.asarray(result.slots.best_x)
+    assert np.all((best >= -1.0) & (best <= 1.0))
+    np.testing.assert_allclose(
+        jax.vmap(_shifted_rastrigin)(jnp.asarray(best)),
+        result.slots.best_fitness,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_restart_drivers_refuse_bounds_beside_a_strategy_factory():
+    with pytest.raises(ValueError, match="strategy_factory"):
+        cmajax.ipop(
+            _shifted_rastrigin,
+            lambda k: jnp.zeros(3),
+            jax.random.key(0),
+            sigma0=0.5,
+            bounds=(-1.0, 1.0),
+            strategy_factory=lambda lam: cmajax.cma_es(0.5, popsize=lam),
+        )
