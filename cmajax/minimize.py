@@ -38,6 +38,7 @@ from cmajax.base import (
 )
 from cmajax.bounds import check_bounds, mean_in_box, x0_into_bounds
 from cmajax.cma_es import cma_es
+from cmajax.fixed import expanded_result, reduced_bounds, reduced_objective, reduction
 from cmajax.lm_ma_es import lm_ma_es
 from cmajax.restart_schedule import (
     RestartSchedule,
@@ -292,6 +293,7 @@ def minimize(
     host_function: bool = False,
     callback: Callable[[OptimizeResult], None] | None = None,
     bounds: tuple[Any, Any] | None = None,
+    fixed: Any = None,
 ) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` with step size ``sigma0``; pycma's ``fmin2`` in one call.
 
@@ -333,6 +335,11 @@ def minimize(
       bounds: ``(lower, upper)``: scalars, or pytrees shaped like ``x0`` (``None`` or ±inf for
         an open side). Every evaluated solution lies in the box (pycma's BoundTransform, see
         ``cmajax.bounds``); an ``x0`` outside it is moved onto it with a warning.
+      fixed: a pytree of booleans shaped like ``x0`` (True: keep that coordinate at x0's value),
+        or ``(mask, values)`` with the values to keep (a scalar or a pytree like ``x0``). The
+        search runs over the free coordinates only (its λ and learning rates are those of the
+        smaller problem); ``fun`` still gets whole solutions and ``x``/``x_mean`` are whole.
+        ``result.state`` and ``history`` are those of the reduced search.
       callback: ``callback(result)`` after each chunk, with the result so far; raising
         ``KeyboardInterrupt`` there (as Ctrl-C does anywhere in the loop) ends the run with
         ``stop == {"interrupted"}`` and the best solution so far.
@@ -367,6 +374,32 @@ def minimize(
         raise ValueError(f"history_every must be an int >= 1, got {history_every!r}.")
     if not isinstance(chunk_generations, int) or chunk_generations < 1:
         raise ValueError(f"chunk_generations must be an int >= 1, got {chunk_generations!r}.")
+    if fixed is not None:
+        if callable(x0):
+            raise TypeError("fixed needs x0 itself (an array or pytree), not a function of a key.")
+        red = reduction(fixed, x0)
+        flat_x0 = np.concatenate([np.ravel(np.asarray(leaf)) for leaf in jax.tree.leaves(x0)])
+        result = minimize(
+            reduced_objective(fun, red, vectorized),
+            red.reduce(flat_x0).astype(red.values.dtype),
+            sigma0,
+            method=method,
+            restarts=restarts,
+            max_evals=max_evals,
+            ftarget=ftarget,
+            seed=seed,
+            options=options,
+            progress=progress,
+            history_every=history_every,
+            chunk_generations=chunk_generations,
+            checkpoint=checkpoint,
+            resume=resume,
+            vectorized=vectorized,
+            host_function=host_function,
+            callback=None if callback is None else lambda r: callback(expanded_result(r, red)),
+            bounds=reduced_bounds(bounds, red),
+        )
+        return expanded_result(result, red)
     strategy_kwargs, termination_kwargs = _split_options(options)
     if bounds is not None:
         check_bounds(bounds)
