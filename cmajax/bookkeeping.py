@@ -51,6 +51,8 @@ class RunState:
       thresholds: termination thresholds.
       termination: histories and the stop flags.
       layout: how flat vectors map to the user's params pytree (static).
+      handler: the state of a wrapper around the strategy (``cmajax.margin``: the per-
+        coordinate encoding scale A), None without one.
     """
 
     mean: Array
@@ -65,6 +67,7 @@ class RunState:
     thresholds: term_lib.Thresholds
     termination: term_lib.TerminationState
     layout: Layout
+    handler: Any = dataclasses.field(default=None, kw_only=True)
 
     @property
     def stop(self) -> StopFlags:

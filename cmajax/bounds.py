@@ -141,15 +141,16 @@ def inverse(box: Box, x: np.ndarray) -> np.ndarray:
     return np.where(x < lb + al, low, np.where(x < ub - au, x, high))
 
 
-def _inverse_traced(box: Box, x: Array) -> Array:
+def inverse_traced(box: Box, x: Array) -> Array:
+    """``inverse`` on traced arrays (x inside the box)."""
     lb, ub, al, au = _constants(box, x.dtype)
     low = (lb - al) + 2 * jnp.sqrt(jnp.maximum(al * (x - lb), 0))
     high = (ub + au) - 2 * jnp.sqrt(jnp.maximum(au * (ub - x), 0))
     return jnp.where(x < lb + al, low, jnp.where(x < ub - au, x, high))
 
 
-def _into_box(box: Box, flat: Array) -> Array:
-    """x0 clipped into the box, with pycma's warning when it was outside."""
+def into_box(box: Box, flat: Array) -> Array:
+    """A flat x0 clipped into the box, with a warning when a concrete x0 was outside."""
     try:
         values = np.asarray(flat)
     except jax.errors.TracerArrayConversionError:
@@ -194,8 +195,8 @@ def bounded(strategy: Strategy, bounds: Sequence[Any]) -> Strategy:
     def init(x0: PyTree, sigma0: Any = None) -> Any:
         layout, dtype = layout_of(x0)
         box = box_of(layout)
-        inside = _into_box(box, layout.ravel(x0).astype(dtype))
-        state = strategy.init(layout.unravel(_inverse_traced(box, inside)), sigma0)
+        inside = into_box(box, layout.ravel(x0).astype(dtype))
+        state = strategy.init(layout.unravel(inverse_traced(box, inside)), sigma0)
         return state.replace(best_x=inside)
 
     def ask(key: Array, state: Any) -> Candidates:
@@ -254,11 +255,6 @@ def check_bounds(bounds: Any) -> None:
         return  # pytrees, or shapes that only x0's leaves explain: checked in init
     if bad:
         raise ValueError(f"every lower bound must be smaller than its upper bound; got {bounds!r}.")
-
-
-def with_bounds(strategy: Strategy, bounds: Any) -> Strategy:
-    """``bounded(strategy, bounds)``, or the strategy itself when ``bounds`` is None."""
-    return strategy if bounds is None else bounded(strategy, bounds)
 
 
 def mean_in_box(bounds: Sequence[Any] | None, state: Any) -> PyTree:

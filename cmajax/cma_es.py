@@ -45,7 +45,8 @@ from cmajax.bookkeeping import (
     register,
     start,
 )
-from cmajax.bounds import check_bounds, with_bounds
+from cmajax.bounds import check_bounds
+from cmajax.handling import with_handling
 from cmajax.parameters import CMAParameters, cma_parameters
 from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
@@ -181,6 +182,7 @@ def cma_es(
     termination: TerminationOptions | None = None,
     popsize_range: tuple[int, int] | None = None,
     bounds: tuple[Any, Any] | None = None,
+    steps: Any = None,
 ) -> Strategy:
     """Full CMA-ES (Hansen 2016, arXiv:1604.00772) with pycma 4.x defaults.
 
@@ -216,6 +218,9 @@ def cma_es(
       bounds: ``(lower, upper)``, scalars or pytrees shaped like x0, ``None``/±inf for an open
         side: every evaluated candidate lies in the box (pycma's BoundTransform,
         ``cmajax.bounds.bounded``); ``ask`` then returns ``Candidates``.
+      steps: 0 (continuous) or a grid spacing s > 0 per coordinate (a scalar or a pytree
+        like x0; 1 for integers): those coordinates are evaluated on their grid, with CMA-ES
+        with Margin (``cmajax.margin``); ``ask`` then returns ``Candidates``.
 
     Returns:
       ``Strategy(init, ask, tell)``. See ``CMAState`` for the state's fields.
@@ -369,7 +374,8 @@ def cma_es(
             padded=padded,
         )
 
-    return with_bounds(Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics), bounds)
+    strategy = Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
+    return with_handling(strategy, bounds, steps)
 
 
 def _refresh(due: Array | None, refresh, operand):

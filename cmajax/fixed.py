@@ -129,6 +129,13 @@ def expanded_result(result: Any, red: Reduction) -> Any:
     return dataclasses.replace(result, x=red.expand(np.asarray(result.x)), x_mean=x_mean)
 
 
+def reduced_steps(steps: Any, red: Reduction) -> np.ndarray | None:
+    """Grid steps of x0's structure restricted to the free coordinates."""
+    if steps is None:
+        return None
+    return _flat(steps, red.layout, "steps", np.float64)[red.free]
+
+
 def reduced_bounds(bounds: Any, red: Reduction) -> tuple[np.ndarray, np.ndarray] | None:
     """Bounds of x0's structure restricted to the free coordinates."""
     if bounds is None:

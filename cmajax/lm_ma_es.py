@@ -54,7 +54,8 @@ from cmajax.bookkeeping import (
     register,
     start,
 )
-from cmajax.bounds import check_bounds, with_bounds
+from cmajax.bounds import check_bounds
+from cmajax.handling import with_handling
 from cmajax.parameters import default_popsize, raw_weights
 from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
@@ -122,6 +123,7 @@ def lm_ma_es(
     memory: int | None = None,
     termination: TerminationOptions | None = None,
     bounds: tuple[Any, Any] | None = None,
+    steps: Any = None,
 ) -> Strategy:
     """LM-MA-ES (Loshchilov, Glasmachers & Beyer 2019) for large n.
 
@@ -137,6 +139,9 @@ def lm_ma_es(
       bounds: ``(lower, upper)``, scalars or pytrees shaped like x0, ``None``/±inf for an open
         side: every evaluated candidate lies in the box (``cmajax.bounds.bounded``); ``ask``
         then returns ``Candidates``.
+      steps: 0 (continuous) or a grid spacing s > 0 per coordinate (a scalar or a pytree
+        like x0; 1 for integers): those coordinates are evaluated on their grid, with CMA-ES
+        with Margin (``cmajax.margin``); ``ask`` then returns ``Candidates``.
 
     Returns:
       ``Strategy(init, ask, tell)``; ``init(x0, sigma0=None)`` takes any pytree of float
@@ -215,7 +220,8 @@ def lm_ma_es(
         lam = state.constants.weights.shape[0]
         return guarded_tell(state, population, fitness, lam, _tell)
 
-    return with_bounds(Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics), bounds)
+    strategy = Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
+    return with_handling(strategy, bounds, steps)
 
 
 def _active_cd(cd: Array, generation: Array) -> Array:

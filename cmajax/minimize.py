@@ -38,8 +38,15 @@ from cmajax.base import (
 )
 from cmajax.bounds import check_bounds, mean_in_box, x0_into_bounds
 from cmajax.cma_es import cma_es
-from cmajax.fixed import expanded_result, reduced_bounds, reduced_objective, reduction
+from cmajax.fixed import (
+    expanded_result,
+    reduced_bounds,
+    reduced_objective,
+    reduced_steps,
+    reduction,
+)
 from cmajax.lm_ma_es import lm_ma_es
+from cmajax.margin import mean_point
 from cmajax.restart_schedule import (
     RestartSchedule,
     RunPlan,
@@ -293,6 +300,7 @@ def minimize(
     host_function: bool = False,
     callback: Callable[[OptimizeResult], None] | None = None,
     bounds: tuple[Any, Any] | None = None,
+    steps: Any = None,
     fixed: Any = None,
 ) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` with step size ``sigma0``; pycma's ``fmin2`` in one call.
@@ -335,6 +343,10 @@ def minimize(
       bounds: ``(lower, upper)``: scalars, or pytrees shaped like ``x0`` (``None`` or ±inf for
         an open side). Every evaluated solution lies in the box (pycma's BoundTransform, see
         ``cmajax.bounds``); an ``x0`` outside it is moved onto it with a warning.
+      steps: grid coordinates: a scalar or a pytree like ``x0``, 0 for a continuous
+        coordinate and s > 0 for values on a grid of spacing s (1: integers), from the lower
+        bound if there is one. Those coordinates are evaluated on their grid, with CMA-ES with
+        Margin (``cmajax.margin``); ``x`` holds exact grid values.
       fixed: a pytree of booleans shaped like ``x0`` (True: keep that coordinate at x0's value),
         or ``(mask, values)`` with the values to keep (a scalar or a pytree like ``x0``). The
         search runs over the free coordinates only (its λ and learning rates are those of the
@@ -398,9 +410,12 @@ def minimize(
             host_function=host_function,
             callback=None if callback is None else lambda r: callback(expanded_result(r, red)),
             bounds=reduced_bounds(bounds, red),
+            steps=reduced_steps(steps, red),
         )
         return expanded_result(result, red)
     strategy_kwargs, termination_kwargs = _split_options(options)
+    if steps is not None:
+        strategy_kwargs["steps"] = steps
     if bounds is not None:
         check_bounds(bounds)
         strategy_kwargs["bounds"] = bounds
@@ -462,6 +477,13 @@ class _Problem:
             kwargs["popsize_range"] = popsize_range
         termination = TerminationOptions(**self.termination_kwargs)
         return METHODS[self.method](self.sigma0, termination=termination, **kwargs)
+
+    def mean_point(self, state: Any) -> PyTree:
+        """The final mean in x0's structure, inside the bounds and on the grid."""
+        bounds, steps = self.strategy_kwargs.get("bounds"), self.strategy_kwargs.get("steps")
+        if steps is not None:
+            return mean_point(steps, bounds, state)
+        return mean_in_box(bounds, state)
 
     def key(self, kind: str, popsize: int, *more: Any) -> tuple:
         """What a program depends on besides its arguments' shapes: never σ0 or x0's values."""
@@ -775,7 +797,7 @@ class _Driver:
             success=_success(stop, self.ftarget, best),
             message=_message(stop) + suffix,
             history=_history(rows),
-            x_mean=mean_in_box(self.problem.strategy_kwargs.get("bounds"), state),
+            x_mean=self.problem.mean_point(state),
             state=state,
             runs=runs,
             compile_seconds=self.problem.compile_seconds,

@@ -39,8 +39,9 @@ from cmajax.bookkeeping import (
     register,
     start,
 )
-from cmajax.bounds import check_bounds, with_bounds
+from cmajax.bounds import check_bounds
 from cmajax.cma_es import Constants
+from cmajax.handling import with_handling
 from cmajax.parameters import sep_cma_parameters
 from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
@@ -80,6 +81,7 @@ def sep_cma_es(
     active: bool = True,
     termination: TerminationOptions | None = None,
     bounds: tuple[Any, Any] | None = None,
+    steps: Any = None,
 ) -> Strategy:
     """Separable CMA-ES (Ros & Hansen 2008) with pycma's ``CMA_diagonal=True`` defaults.
 
@@ -100,6 +102,9 @@ def sep_cma_es(
       bounds: ``(lower, upper)``, scalars or pytrees shaped like x0, ``None``/±inf for an open
         side: every evaluated candidate lies in the box (``cmajax.bounds.bounded``); ``ask``
         then returns ``Candidates``.
+      steps: 0 (continuous) or a grid spacing s > 0 per coordinate (a scalar or a pytree
+        like x0; 1 for integers): those coordinates are evaluated on their grid, with CMA-ES
+        with Margin (``cmajax.margin``); ``ask`` then returns ``Candidates``.
 
     Returns:
       ``Strategy(init, ask, tell)``; ``init(x0, sigma0=None)`` takes any pytree of float
@@ -161,7 +166,8 @@ def sep_cma_es(
         lam = state.constants.weights.shape[0]
         return guarded_tell(state, population, fitness, lam, _tell)
 
-    return with_bounds(Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics), bounds)
+    strategy = Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
+    return with_handling(strategy, bounds, steps)
 
 
 def _tell(state: SepCMAState, x: Array, fitness: Array) -> SepCMAState:
