@@ -59,7 +59,7 @@ class Reduction:
     free: np.ndarray
     """Flat indices of the free coordinates, ascending."""
     values: np.ndarray
-    """The full flat solution with the fixed values in place (free entries: x0's)."""
+    """The full flat solution with the fixed values in place (free entries: 0)."""
 
     @property
     def key(self) -> tuple:
@@ -103,7 +103,9 @@ def reduction(fixed: Any, x0: PyTree) -> Reduction:
         if not np.all(np.isfinite(values[mask])):
             raise ValueError("fixed values must be finite.")
         full = np.where(mask, values, full)
-    return Reduction(layout, np.flatnonzero(~mask), full)
+    # Free entries are overwritten by every expansion; zeroing them keeps the wrapped
+    # objective (and its compiled programs) the same for every x0.
+    return Reduction(layout, np.flatnonzero(~mask), np.where(mask, full, 0).astype(full.dtype))
 
 
 def reduced_objective(fun: Callable, red: Reduction, vectorized: bool) -> Callable:

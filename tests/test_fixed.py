@@ -105,11 +105,14 @@ def test_fixed_with_bounds_shaped_like_x0():
 
 
 def test_a_repeated_call_compiles_nothing():
-    x0 = jnp.full(N, 0.5)
+    """Also from another x0: only the fixed values are part of the program."""
+    x0, other_x0 = jnp.full(N, 0.5), jnp.full(N, -0.25)
     fixed = (MASK, 0.0)
     cmajax.minimize(_ellipsoid, x0, 1.0, fixed=fixed, max_evals=500, progress=False)
     with count_compilations() as count:
-        cmajax.minimize(_ellipsoid, x0, 1.0, fixed=fixed, max_evals=500, progress=False, seed=3)
+        cmajax.minimize(
+            _ellipsoid, other_x0, 1.0, fixed=fixed, max_evals=500, progress=False, seed=3
+        )
     assert count[0] == 0
 
 
