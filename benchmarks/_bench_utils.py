@@ -408,3 +408,15 @@ def write_outputs(doc: dict[str, Any], out, stem: str, markdown: Callable, plot:
     (out / f"{stem}.md").write_text(markdown(doc), encoding="utf-8")
     plot(doc, out / f"{stem}.png")
     log(f"wrote {out / f'{stem}.md'}, {stem}.json, {stem}.png")
+
+
+def success_summary(evals: np.ndarray, ok: np.ndarray) -> dict[str, Any]:
+    """Median and quartiles of the evaluations of the successful runs, and the success count."""
+    good = evals[ok]
+    return {
+        "median": float(np.median(good)) if good.size else None,
+        "q25": float(np.percentile(good, 25)) if good.size else None,
+        "q75": float(np.percentile(good, 75)) if good.size else None,
+        "successes": int(ok.sum()),
+        "runs": int(ok.size),
+    }

@@ -106,17 +106,6 @@ RUNNERS = {
 }
 
 
-def summary(evals: np.ndarray, ok: np.ndarray) -> dict:
-    good = evals[ok]
-    return {
-        "median": float(np.median(good)) if good.size else None,
-        "q25": float(np.percentile(good, 25)) if good.size else None,
-        "q75": float(np.percentile(good, 75)) if good.size else None,
-        "successes": int(ok.sum()),
-        "runs": int(ok.size),
-    }
-
-
 def markdown(doc: dict) -> str:
     lines = [
         "# Box bounds: evaluations to f <= 1e-8 with the optimum on the boundary",
@@ -193,7 +182,7 @@ def main() -> None:
         rows[name] = {}
         for peer in PEERS:
             bu.log(f"{name}: {peer}")
-            rows[name][peer] = summary(*RUNNERS[peer](scales, x0s))
+            rows[name][peer] = bu.success_summary(*RUNNERS[peer](scales, x0s))
     doc = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "git": bu.git_revision(),

@@ -82,17 +82,6 @@ RUNNERS = {
 }
 
 
-def summary(evals: np.ndarray, ok: np.ndarray) -> dict:
-    good = evals[ok]
-    return {
-        "median": float(np.median(good)) if good.size else None,
-        "q25": float(np.percentile(good, 25)) if good.size else None,
-        "q75": float(np.percentile(good, 75)) if good.size else None,
-        "successes": int(ok.sum()),
-        "runs": int(ok.size),
-    }
-
-
 def markdown(doc: dict) -> str:
     reference = doc["rows"]["cmaes CMAwM"]["median"]
     lines = [
@@ -154,7 +143,7 @@ def main() -> None:
     rows = {}
     for peer in PEERS:
         bu.log(peer)
-        rows[peer] = summary(*RUNNERS[peer](x0s))
+        rows[peer] = bu.success_summary(*RUNNERS[peer](x0s))
     doc = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "git": bu.git_revision(),

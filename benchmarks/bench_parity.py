@@ -62,17 +62,6 @@ def cmajax_runs(fun, x0s: np.ndarray, factorization: str, x64: bool):
         return np.asarray(state.evaluations), np.asarray(state.best_fitness) <= TARGET
 
 
-def summary(evals: np.ndarray, ok: np.ndarray) -> dict:
-    good = evals[ok]
-    return {
-        "median": float(np.median(good)) if good.size else None,
-        "q25": float(np.percentile(good, 25)) if good.size else None,
-        "q75": float(np.percentile(good, 75)) if good.size else None,
-        "successes": int(ok.sum()),
-        "runs": int(ok.size),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=51)
@@ -83,12 +72,14 @@ def main() -> None:
     rows = {}
     for name, (fun_jax, fun_np) in PROBLEMS.items():
         bu.log(f"{name}: pycma")
-        rows[name] = {"pycma": summary(*pycma_runs(fun_np, x0s))}
+        rows[name] = {"pycma": bu.success_summary(*pycma_runs(fun_np, x0s))}
         for factorization in ("eigh", "cholesky"):
             for x64 in (False, True):
                 label = f"cmajax {factorization} {'float64' if x64 else 'float32'}"
                 bu.log(f"{name}: {label}")
-                rows[name][label] = summary(*cmajax_runs(fun_jax, x0s, factorization, x64))
+                rows[name][label] = bu.success_summary(
+                    *cmajax_runs(fun_jax, x0s, factorization, x64)
+                )
     labels = list(next(iter(rows.values())))
     lines = [
         "# Evaluations to f <= 1e-8: cmajax against pycma",
