@@ -129,7 +129,9 @@ def transform(box: Box, y: Array) -> Array:
         # Quadratic pieces next to each bound, identity in between.
         y = xp.where(y < lb + al, lb + (y - (lb - al)) ** 2 / 4 / al, y)
         y = xp.where(y > ub - au, ub - (y - (ub + au)) ** 2 / 4 / au, y)
-    return y
+    # Exact arithmetic lands in [lb, ub] already; far from a narrow box the periodic shift
+    # can round outside it (|y| · eps > ub − lb), and every evaluated point must be inside.
+    return xp.clip(y, lb, ub)
 
 
 def inverse(box: Box, x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cmajax
 from cmajax import bounds as bounds_lib
@@ -316,3 +318,26 @@ def test_restart_drivers_refuse_bounds_beside_a_strategy_factory():
             bounds=(-1.0, 1.0),
             strategy_factory=lambda lam: cmajax.cma_es(0.5, popsize=lam),
         )
+
+
+bound_pairs = st.tuples(
+    st.floats(-1e6, 1e6), st.floats(1e-6, 1e6), st.booleans(), st.booleans()
+).map(lambda t: (-np.inf if t[2] else t[0], np.inf if t[3] else t[0] + t[1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pairs=st.lists(bound_pairs, min_size=1, max_size=4),
+    ys=st.lists(st.floats(-1e12, 1e12), min_size=4, max_size=4),
+)
+def test_every_image_lies_in_the_box_and_the_inverse_inverts(pairs, ys):
+    """Any bounds (tiny, huge, open on either side) and any genotype, up to 1e12 away."""
+    lower = np.array([p[0] for p in pairs])
+    upper = np.array([p[1] for p in pairs])
+    box = bounds_lib.make_box((lower, upper), _layout(lower.size))
+    y = np.array(ys[: lower.size])
+    x = bounds_lib.transform(box, y)
+    assert np.all((x >= lower) & (x <= upper)), (lower, upper, y, x)
+    inside = np.clip(y, np.maximum(lower, -1e6), np.minimum(upper, 1e6))
+    back = bounds_lib.transform(box, bounds_lib.inverse(box, inside))
+    np.testing.assert_allclose(back, inside, rtol=1e-9, atol=1e-9 * (1 + np.abs(inside).max()))

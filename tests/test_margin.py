@@ -139,8 +139,9 @@ def test_mixed_integer_ellipsoid_like_cmaes(seed):
     )
 
 
-def test_evaluated_points_are_on_the_grid_and_inside_the_box():
-    es = cmajax.cma_es(3.0, bounds=(-2.0, 3.0), steps=np.array([1.0, 0.5, 0.0]))
+@pytest.mark.parametrize("factory", [cmajax.cma_es, cmajax.sep_cma_es, cmajax.lm_ma_es])
+def test_evaluated_points_are_on_the_grid_and_inside_the_box(factory):
+    es = factory(3.0, bounds=(-2.0, 3.0), steps=np.array([1.0, 0.5, 0.0]))
     with pytest.warns(UserWarning, match="outside the bounds"):
         state = es.init(jnp.array([0.3, 7.0, -5.0]))
 
