@@ -194,3 +194,34 @@ def test_a_grid_needs_two_values_in_its_bounds():
     es = cmajax.cma_es(0.5, steps=1.0, bounds=(0.0, 0.2))
     with pytest.raises(ValueError, match="at least two values"):
         es.init(jnp.zeros(2))
+
+
+def test_a_resumed_run_with_steps_equals_an_uninterrupted_one(tmp_path):
+    """The scale A lives in the state (``handler``), so checkpoints carry it."""
+    target = jnp.array([2.3, -1.7, 0.4, 3.0])
+
+    def fun(x):
+        return jnp.sum((x - target) ** 2)
+
+    options = dict(
+        steps=np.array([1.0, 0.5, 0.0, 0.0]),
+        bounds=(-5.0, 5.0),
+        progress=False,
+        chunk_generations=10,
+        options={"maxiter": 60},
+    )
+    whole = cmajax.minimize(fun, jnp.zeros(4), 1.0, **options)
+    chunks = []
+
+    def interrupt(result):
+        chunks.append(result.nit)
+        if len(chunks) == 3:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.npz"
+    cut = cmajax.minimize(fun, jnp.zeros(4), 1.0, checkpoint=path, callback=interrupt, **options)
+    assert cut.stop == {"interrupted"} and cut.nit == 30
+    resumed = cmajax.minimize(fun, jnp.zeros(4), 1.0, resume=path, **options)
+    np.testing.assert_array_equal(resumed.state.handler, whole.state.handler)
+    np.testing.assert_array_equal(resumed.state.mean, whole.state.mean)
+    np.testing.assert_array_equal(resumed.x, whole.x)
