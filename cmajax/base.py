@@ -119,6 +119,15 @@ class Layout(NamedTuple):
         return jax.tree_util.tree_unflatten(self.treedef, leaves)
 
 
+def array_if_numbers(value: Any) -> Any:
+    """A list or tuple of plain numbers or booleans as a NumPy array (``steps=[1, 0, 0.5]``),
+    so that it is read as one leaf shaped like an array x0 rather than as a pytree of scalars."""
+    numbers = bool | int | float | np.number | np.bool_
+    if isinstance(value, list | tuple) and value and all(isinstance(v, numbers) for v in value):
+        return np.asarray(value)
+    return value
+
+
 def layout_of(x0: PyTree) -> tuple[Layout, Any]:
     """Describe ``x0`` and pick the working dtype; raise a clear error for bad leaves.
 

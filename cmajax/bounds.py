@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax.base import Candidates, Layout, PyTree, Strategy, layout_of
+from cmajax.base import Candidates, Layout, PyTree, Strategy, array_if_numbers, layout_of
 
 Array = jax.Array
 
@@ -53,6 +53,7 @@ def _margin(bound: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarr
 def _flat_bound(value: Any, layout: Layout, side: str) -> np.ndarray:
     """One side of the bounds as a flat float64 vector: a scalar, or a pytree like x0 whose
     leaves broadcast to x0's leaves; ``None`` is an open side."""
+    value = array_if_numbers(value)
     fill = -np.inf if side == "lower" else np.inf
     if value is None:
         return np.full(layout.size, fill)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax.base import Layout, PyTree, layout_of
+from cmajax.base import Layout, PyTree, array_if_numbers, layout_of
 from cmajax.bounds import make_box
 
 # Wrapped objectives, kept so that a repeated call gets the same function object and so the
@@ -30,6 +30,7 @@ _WRAPPERS_KEPT = 32
 
 def _flat(tree: Any, layout: Layout, what: str, dtype: Any) -> np.ndarray:
     """A scalar or a pytree like x0 as a flat NumPy vector (leaves broadcast to x0's)."""
+    tree = array_if_numbers(tree)
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     if treedef == jax.tree_util.tree_structure(0):
         leaves = leaves * len(layout.shapes)

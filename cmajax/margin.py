@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-from cmajax.base import Candidates, Layout, PyTree, Strategy, layout_of
+from cmajax.base import Candidates, Layout, PyTree, Strategy, array_if_numbers, layout_of
 from cmajax.bounds import Box, into_box, inverse_traced, make_box, transform
 
 Array = jax.Array
@@ -78,6 +78,7 @@ def _flat_steps(steps: Any, layout: Layout) -> np.ndarray:
 
 def make_grid(steps: Any, bounds: Sequence[Any] | None, layout: Layout) -> Grid:
     """Check ``steps`` (and ``bounds``) against x0's layout and describe the grid."""
+    steps = array_if_numbers(steps)
     step = _flat_steps(steps, layout)
     discrete = step > 0
     if not discrete.any():

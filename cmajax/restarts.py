@@ -258,20 +258,23 @@ def _restart_schedules(
     fun_args: Any = None,
     shared_args: Any = None,
     bounds: Any = None,
+    steps: Any = None,
 ) -> RestartResult:
     """Shared driver of IPOP and BIPOP (pycma ``fmin``'s restart loop, per schedule)."""
     if experiments < 1:
         raise ValueError(f"experiments must be >= 1, got {experiments}.")
     padded = strategy_factory is None
-    if bounds is not None and not padded:
-        raise ValueError("pass bounds to your strategy_factory's strategies, not to ipop/bipop.")
+    if (bounds is not None or steps is not None) and not padded:
+        raise ValueError(
+            "pass bounds and steps to your strategy_factory's strategies, not to ipop/bipop."
+        )
     check_bounds(bounds)
     if padded:
         termination = TerminationOptions() if termination is None else termination
         # The program depends neither on σ0 (each run's σ0 is an argument) nor on λ within a
         # population range (a padded population), so it is shared by every call with the
         # same termination options and by the runs of one range.
-        factory_key: Any = ("cma_es", termination, option_repr(bounds))
+        factory_key: Any = ("cma_es", termination, option_repr(bounds), option_repr(steps))
 
         def strategy_factory(popsize, popsize_range=None):
             return cma_es(
@@ -280,6 +283,7 @@ def _restart_schedules(
                 termination=termination,
                 popsize_range=popsize_range,
                 bounds=bounds,
+                steps=steps,
             )
 
     else:
@@ -401,6 +405,7 @@ _SCHEDULE_ARGS = """
       termination: stopping criteria of each run (``TerminationOptions``).
       bounds: (None) ``(lower, upper)`` box of every run (``cma_es(bounds=...)``); the start
         points ``x0_fn`` draws are moved into it.
+      steps: (None) grid coordinates of every run (``cma_es(steps=...)``, CMA-ES with Margin).
       strategy_factory: ``strategy_factory(popsize) -> Strategy`` replaces the default
         ``cma_es(sigma0, popsize=popsize, termination=termination)``; its runs then compile
         one program per distinct λ (no padded population).

@@ -225,3 +225,33 @@ def test_a_resumed_run_with_steps_equals_an_uninterrupted_one(tmp_path):
     np.testing.assert_array_equal(resumed.state.handler, whole.state.handler)
     np.testing.assert_array_equal(resumed.state.mean, whole.state.mean)
     np.testing.assert_array_equal(resumed.x, whole.x)
+
+
+def test_ipop_with_steps_returns_grid_values():
+    target = jnp.array([2.3, -1.7, 0.4])
+    result = cmajax.ipop(
+        lambda x: jnp.sum((x - target) ** 2),
+        lambda k: jax.random.uniform(k, (3,), minval=-4.0, maxval=4.0),
+        jax.random.key(0),
+        sigma0=1.0,
+        bounds=(-5.0, 5.0),
+        steps=np.array([1.0, 0.5, 0.0]),
+        max_evals=3e3,
+    )
+    best = np.asarray(result.best_x).reshape(-1, 3)
+    np.testing.assert_array_equal(best[:, :2], [[2.0, -1.5]] * best.shape[0])
+
+
+def test_lists_of_numbers_are_read_as_arrays():
+    """``steps=[...]``, ``bounds=([...], u)`` and ``fixed=[...]`` for an array x0."""
+    target = jnp.array([2.3, -1.7, 0.4])
+    result = cmajax.minimize(
+        lambda x: jnp.sum((x - target) ** 2),
+        jnp.zeros(3),
+        1.0,
+        bounds=([-5, -5, 0], 5),
+        steps=[1, 0.5, 0],
+        fixed=[False, False, True],
+        progress=False,
+    )
+    np.testing.assert_array_equal(np.asarray(result.x), [2.0, -1.5, 0.0])
