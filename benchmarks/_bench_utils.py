@@ -420,3 +420,20 @@ def success_summary(evals: np.ndarray, ok: np.ndarray) -> dict[str, Any]:
         "successes": int(ok.sum()),
         "runs": int(ok.size),
     }
+
+
+def write_seeded_results(out, stem: str, seeds: int, rows: Any, started: float, markdown, plot):
+    """The result document of a per-seed comparison (date, git, machine, rows, wall time),
+    written as ``stem``.md/.json/.png and printed."""
+    import time
+
+    doc = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": git_revision(),
+        "machine": machine_info(),
+        "seeds": seeds,
+        "rows": rows,
+        "wall_s": time.time() - started,
+    }
+    write_outputs(doc, out, stem, markdown, plot)
+    print(markdown(doc))

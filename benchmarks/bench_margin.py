@@ -144,16 +144,7 @@ def main() -> None:
     for peer in PEERS:
         bu.log(peer)
         rows[peer] = bu.success_summary(*RUNNERS[peer](x0s))
-    doc = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "git": bu.git_revision(),
-        "machine": bu.machine_info(),
-        "seeds": seeds,
-        "rows": rows,
-        "wall_s": time.time() - started,
-    }
-    bu.write_outputs(doc, args.out, "margin", markdown, plot)
-    print(markdown(doc))
+    bu.write_seeded_results(args.out, "margin", seeds, rows, started, markdown, plot)
 
 
 if __name__ == "__main__":

@@ -119,13 +119,43 @@ class Layout(NamedTuple):
         return jax.tree_util.tree_unflatten(self.treedef, leaves)
 
 
-def array_if_numbers(value: Any) -> Any:
-    """A list or tuple of plain numbers or booleans as a NumPy array (``steps=[1, 0, 0.5]``),
-    so that it is read as one leaf shaped like an array x0 rather than as a pytree of scalars."""
+def flat_like(value: Any, layout: Layout, what: str, fill: float = np.nan) -> np.ndarray:
+    """A per-coordinate option as one flat float64 vector (bounds, grid steps, fixed masks).
+
+    ``value`` is a scalar, an array, a list of numbers (read as one array) or a pytree shaped
+    like x0; each leaf broadcasts to its x0 leaf, and a ``None`` leaf (or ``value`` None) is
+    ``fill``. Errors name ``what`` and say what to pass.
+    """
     numbers = bool | int | float | np.number | np.bool_
     if isinstance(value, list | tuple) and value and all(isinstance(v, numbers) for v in value):
-        return np.asarray(value)
-    return value
+        value = np.asarray(value)
+    leaves, treedef = jax.tree_util.tree_flatten(value, is_leaf=lambda v: v is None)
+    if treedef == jax.tree_util.tree_structure(0.0):
+        leaves = leaves * len(layout.shapes)
+    elif treedef != layout.treedef:
+        raise ValueError(
+            f"{what} has structure {treedef} but x0 has {layout.treedef}; pass a scalar or a "
+            "pytree shaped like x0."
+        )
+    parts = []
+    for leaf, shape in zip(leaves, layout.shapes, strict=True):
+        if leaf is None:
+            parts.append(np.full(math.prod(shape), fill))
+            continue
+        try:
+            array = np.asarray(leaf, np.float64)
+        except (TypeError, jax.errors.TracerArrayConversionError) as error:
+            raise TypeError(
+                f"{what} must be concrete numbers (NumPy or Python values), got {leaf!r}."
+            ) from error
+        try:
+            parts.append(np.broadcast_to(array, shape).ravel())
+        except ValueError as error:
+            raise ValueError(
+                f"{what}: a leaf of shape {array.shape} does not broadcast to the x0 leaf "
+                f"shape {shape}."
+            ) from error
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def layout_of(x0: PyTree) -> tuple[Layout, Any]:

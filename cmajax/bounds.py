@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax.base import Candidates, Layout, PyTree, Strategy, array_if_numbers, layout_of
+from cmajax.base import Candidates, Layout, PyTree, Strategy, flat_like, layout_of
 
 Array = jax.Array
 
@@ -50,42 +50,6 @@ def _margin(bound: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarr
     return np.where(np.isfinite(bound), width, 1.0)
 
 
-def _flat_bound(value: Any, layout: Layout, side: str) -> np.ndarray:
-    """One side of the bounds as a flat float64 vector: a scalar, or a pytree like x0 whose
-    leaves broadcast to x0's leaves; ``None`` is an open side."""
-    value = array_if_numbers(value)
-    fill = -np.inf if side == "lower" else np.inf
-    if value is None:
-        return np.full(layout.size, fill)
-    leaves, treedef = jax.tree_util.tree_flatten(value, is_leaf=lambda v: v is None)
-    if treedef == jax.tree_util.tree_structure(0.0):
-        leaves = [leaves[0]] * len(layout.shapes)
-    elif treedef != layout.treedef:
-        raise ValueError(
-            f"the {side} bound has structure {treedef} but x0 has {layout.treedef}; pass a "
-            "scalar or a pytree shaped like x0."
-        )
-    parts = []
-    for leaf, shape in zip(leaves, layout.shapes, strict=True):
-        if leaf is None:
-            parts.append(np.full(int(np.prod(shape, dtype=int)), fill))
-            continue
-        try:
-            array = np.asarray(leaf, np.float64)
-        except (TypeError, jax.errors.TracerArrayConversionError) as error:
-            raise TypeError(
-                f"bounds must be concrete numbers (NumPy or Python values), got {leaf!r}."
-            ) from error
-        try:
-            parts.append(np.broadcast_to(array, shape).ravel())
-        except ValueError as error:
-            raise ValueError(
-                f"a {side} bound of shape {array.shape} does not broadcast to the x0 leaf "
-                f"shape {shape}."
-            ) from error
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
 def make_box(bounds: Sequence[Any], layout: Layout) -> Box:
     """Check ``bounds = (lower, upper)`` against x0's layout and compute the margins."""
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
@@ -93,8 +57,8 @@ def make_box(bounds: Sequence[Any], layout: Layout) -> Box:
             "bounds must be a pair (lower, upper) of scalars or pytrees shaped like x0, with "
             f"None or ±inf for an open side; got {bounds!r}."
         )
-    lower = _flat_bound(bounds[0], layout, "lower")
-    upper = _flat_bound(bounds[1], layout, "upper")
+    lower = flat_like(bounds[0], layout, "the lower bound", fill=-np.inf)
+    upper = flat_like(bounds[1], layout, "the upper bound", fill=np.inf)
     if np.any(np.isnan(lower)) or np.any(np.isnan(upper)):
         raise ValueError("bounds must not contain NaN; use -inf/inf (or None) for an open side.")
     bad = np.flatnonzero(~(lower < upper))

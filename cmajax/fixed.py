@@ -19,37 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax.base import Layout, PyTree, array_if_numbers, layout_of
+from cmajax.base import Layout, PyTree, flat_like, layout_of
 from cmajax.bounds import make_box
 
 # Wrapped objectives, kept so that a repeated call gets the same function object and so the
 # same compiled programs (``minimize`` keys its programs by the objective).
 _WRAPPERS: collections.OrderedDict = collections.OrderedDict()
 _WRAPPERS_KEPT = 32
-
-
-def _flat(tree: Any, layout: Layout, what: str, dtype: Any) -> np.ndarray:
-    """A scalar or a pytree like x0 as a flat NumPy vector (leaves broadcast to x0's)."""
-    tree = array_if_numbers(tree)
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    if treedef == jax.tree_util.tree_structure(0):
-        leaves = leaves * len(layout.shapes)
-    elif treedef != layout.treedef:
-        raise ValueError(
-            f"{what} has structure {treedef} but x0 has {layout.treedef}; pass a scalar or a "
-            "pytree shaped like x0."
-        )
-    parts = []
-    for leaf, shape in zip(leaves, layout.shapes, strict=True):
-        array = np.asarray(leaf)
-        try:
-            parts.append(np.broadcast_to(array, shape).astype(dtype).ravel())
-        except ValueError as error:
-            raise ValueError(
-                f"{what} leaf of shape {array.shape} does not broadcast to the x0 leaf shape "
-                f"{shape}."
-            ) from error
-    return np.concatenate(parts)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -85,11 +61,13 @@ class Reduction:
 def reduction(fixed: Any, x0: PyTree) -> Reduction:
     """Check ``fixed`` (a mask, or ``(mask, values)``) against x0 and build the reduction."""
     layout, dtype = layout_of(x0)
-    if isinstance(fixed, tuple) and len(fixed) == 2:
+    # (mask, values); a tuple of two booleans is a mask of a 2-coordinate x0.
+    is_pair = isinstance(fixed, tuple) and len(fixed) == 2
+    if is_pair and not all(isinstance(v, bool | np.bool_) for v in fixed):
         mask_tree, values_tree = fixed
     else:
         mask_tree, values_tree = fixed, None
-    mask = _flat(mask_tree, layout, "the fixed mask", np.float64)
+    mask = flat_like(mask_tree, layout, "the fixed mask")
     if not np.all((mask == 0) | (mask == 1)):
         raise TypeError("the fixed mask must hold booleans (True: the coordinate is fixed).")
     mask = mask.astype(bool)
@@ -100,7 +78,7 @@ def reduction(fixed: Any, x0: PyTree) -> Reduction:
     full = np.concatenate([np.ravel(np.asarray(leaf)) for leaf in jax.tree.leaves(x0)])
     full = full.astype(np.dtype(dtype))
     if values_tree is not None:
-        values = _flat(values_tree, layout, "the fixed values", np.dtype(dtype))
+        values = flat_like(values_tree, layout, "the fixed values").astype(np.dtype(dtype))
         if not np.all(np.isfinite(values[mask])):
             raise ValueError("fixed values must be finite.")
         full = np.where(mask, values, full)
@@ -136,7 +114,7 @@ def reduced_steps(steps: Any, red: Reduction) -> np.ndarray | None:
     """Grid steps of x0's structure restricted to the free coordinates."""
     if steps is None:
         return None
-    return _flat(steps, red.layout, "steps", np.float64)[red.free]
+    return flat_like(steps, red.layout, "steps")[red.free]
 
 
 def reduced_bounds(bounds: Any, red: Reduction) -> tuple[np.ndarray, np.ndarray] | None:

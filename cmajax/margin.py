@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-from cmajax.base import Candidates, Layout, PyTree, Strategy, array_if_numbers, layout_of
+from cmajax.base import Candidates, Layout, PyTree, Strategy, flat_like, layout_of
 from cmajax.bounds import Box, into_box, inverse_traced, make_box, transform
 
 Array = jax.Array
@@ -49,25 +49,7 @@ class Grid(NamedTuple):
 
 
 def _flat_steps(steps: Any, layout: Layout) -> np.ndarray:
-    leaves, treedef = jax.tree_util.tree_flatten(steps)
-    if treedef == jax.tree_util.tree_structure(0.0):
-        leaves = leaves * len(layout.shapes)
-    elif treedef != layout.treedef:
-        raise ValueError(
-            f"steps has structure {treedef} but x0 has {layout.treedef}; pass a scalar or a "
-            "pytree shaped like x0 (0: continuous, s > 0: a grid of spacing s, 1: integers)."
-        )
-    parts = []
-    for leaf, shape in zip(leaves, layout.shapes, strict=True):
-        array = np.asarray(leaf, np.float64)
-        try:
-            parts.append(np.broadcast_to(array, shape).ravel())
-        except ValueError as error:
-            raise ValueError(
-                f"a steps leaf of shape {array.shape} does not broadcast to the x0 leaf shape "
-                f"{shape}."
-            ) from error
-    flat = np.concatenate(parts)
+    flat = flat_like(steps, layout, "steps (0: continuous, s > 0: a grid of spacing s)")
     if not np.all(np.isfinite(flat)) or np.any(flat < 0):
         raise ValueError(
             "steps must be finite and >= 0 (0: continuous, s > 0: a grid of spacing s); got "
@@ -78,7 +60,6 @@ def _flat_steps(steps: Any, layout: Layout) -> np.ndarray:
 
 def make_grid(steps: Any, bounds: Sequence[Any] | None, layout: Layout) -> Grid:
     """Check ``steps`` (and ``bounds``) against x0's layout and describe the grid."""
-    steps = array_if_numbers(steps)
     step = _flat_steps(steps, layout)
     discrete = step > 0
     if not discrete.any():

@@ -141,3 +141,14 @@ def test_fixed_needs_x0_itself():
             fixed=np.array([True, False, False]),
             progress=False,
         )
+
+
+def test_a_tuple_of_two_booleans_is_a_mask():
+    result = cmajax.minimize(
+        lambda x: jnp.sum((x - 1.0) ** 2),
+        jnp.full(2, 0.25),
+        0.3,
+        fixed=(True, False),
+        progress=False,
+    )
+    assert float(result.x[0]) == 0.25 and abs(float(result.x[1]) - 1.0) < 1e-3
