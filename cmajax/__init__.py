@@ -19,6 +19,7 @@ from cmajax.cma_es import CMAState, cma_es
 from cmajax.compilation import enable_compilation_cache
 from cmajax.lm_ma_es import LMMAState, lm_ma_es
 from cmajax.minimize import OptimizeResult, minimize
+from cmajax.one_plus_one import OnePlusOneState, one_plus_one_cma_es
 from cmajax.parameters import CMAParameters, cma_parameters, sep_cma_parameters
 from cmajax.plotting import plot
 from cmajax.restarts import RestartResult, SlotsResult, batched_restarts, bipop, ipop
@@ -33,6 +34,7 @@ __all__ = [
     "CheckpointError",
     "LMMAState",
     "Layout",
+    "OnePlusOneState",
     "OptimizeResult",
     "RestartResult",
     "RunState",
@@ -52,6 +54,7 @@ __all__ = [
     "ipop",
     "lm_ma_es",
     "minimize",
+    "one_plus_one_cma_es",
     "plot",
     "run",
     "sep_cma_es",

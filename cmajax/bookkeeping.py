@@ -53,6 +53,8 @@ class RunState:
       layout: how flat vectors map to the user's params pytree (static).
       handler: the state of a wrapper around the strategy (``cmajax.margin``: the per-
         coordinate encoding scale A), None without one.
+      noise: the smoothed noise measurement s̄ of ``cmajax.noise`` (UH-CMA-ES), None without
+        noise handling.
     """
 
     mean: Array
@@ -68,6 +70,7 @@ class RunState:
     termination: term_lib.TerminationState
     layout: Layout
     handler: Any = dataclasses.field(default=None, kw_only=True)
+    noise: Any = dataclasses.field(default=None, kw_only=True)
 
     @property
     def stop(self) -> StopFlags:
@@ -191,9 +194,10 @@ def conclude(
       state: the state before this generation.
       x: (λ, n) flat candidates, in the order they were asked.
       ranking: ``termination.rank(fitness)``.
-      proposal: the strategy's updated fields (mean, sigma, its model). They are taken only
-        when some fitness was finite and every proposed value is finite; otherwise the old
-        values stay and, for a non-finite update, the run stops with the ``nonfinite`` flag.
+      proposal: the strategy's updated fields (mean, sigma, its model; arrays or pytrees of
+        arrays). They are taken only when some fitness was finite and every proposed value is
+        finite; otherwise the old values stay and, for a non-finite update, the run stops with
+        the ``nonfinite`` flag.
       diagnostics: ``diagnostics(new_state)`` returns the termination inputs ``stds``
         (σ-free coordinate standard deviations), ``pc``, ``axis_lengths`` and ``axis_probe``
         (see ``termination.Snapshot``).
@@ -213,20 +217,20 @@ def conclude(
     best_fitness = jnp.where(improved, fitness_sorted[0], state.best_fitness)
     best_evaluation = jnp.where(improved, evaluations, state.best_evaluation)
 
-    finite = all_finite(*proposal.values())
+    # A value may be a pytree (the learning-rates of LRA): every leaf is checked and kept.
+    finite = all_finite(*(leaf for value in proposal.values() for leaf in jax.tree.leaves(value)))
     accept = any_finite & finite
-    kept = {k: jnp.where(accept, v, getattr(state, k)) for k, v in proposal.items()}
+    kept = {
+        k: jax.tree.map(lambda new, old: jnp.where(accept, new, old), v, getattr(state, k))
+        for k, v in proposal.items()
+    }
 
     termination = state.termination
     termination = termination._replace(
         flags=termination.flags._replace(nonfinite=any_finite & ~finite)
     )
-    termination = jax.tree.map(
-        lambda new, old: jnp.where(any_finite, new, old),
-        term_lib.record_generation(
-            termination, fitness_sorted, n_finite, generation, lam if padded else None
-        ),
-        termination,
+    termination = term_lib.record_generation(
+        termination, fitness_sorted, n_finite, generation, lam if padded else None, any_finite
     )
     new = state.replace(
         **kept,

@@ -224,10 +224,12 @@ def check_bounds(bounds: Any) -> None:
         raise ValueError(f"every lower bound must be smaller than its upper bound; got {bounds!r}.")
 
 
-def mean_in_box(bounds: Sequence[Any] | None, state: Any) -> PyTree:
-    """The state's mean in x0's structure, mapped into the box when there are bounds: pycma's
-    ``xfavorite``. Computed in NumPy on the host."""
+def mean_in_box(bounds: Sequence[Any] | None, state: Any, clip: bool = False) -> PyTree:
+    """The state's mean in x0's structure, mapped into the box when there are bounds (clipped
+    into it with ``clip``, for the penalty): pycma's ``xfavorite``. Computed in NumPy on the
+    host."""
     mean = np.asarray(jax.device_get(state.mean))
     if bounds is not None:
-        mean = transform(make_box(bounds, state.layout), mean)
+        box = make_box(bounds, state.layout)
+        mean = np.clip(mean, box.lower, box.upper) if clip else transform(box, mean)
     return state.layout.unravel(mean)

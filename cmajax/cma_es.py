@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax import compilation, step_size
+from cmajax import compilation, learning_rate, step_size
 from cmajax import termination as term_lib
 from cmajax.base import (
     PyTree,
@@ -47,6 +47,7 @@ from cmajax.bookkeeping import (
 )
 from cmajax.bounds import check_bounds
 from cmajax.handling import with_handling
+from cmajax.learning_rate import LearningRates
 from cmajax.parameters import CMAParameters, cma_parameters
 from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
@@ -108,6 +109,8 @@ class CMAState(RunState):
       last_decomposition: generation of the last factorization (S, and W with ``"eigh"``).
       last_eigen: generation of the last eigendecomposition (B, D).
       constants: learning rates and weights.
+      lra: with ``lr_adapt``, the adapted learning rates η_m, η_Σ and their moving averages
+        (``cmajax.learning_rate.LearningRates``); None without.
     """
 
     C: Array
@@ -120,6 +123,7 @@ class CMAState(RunState):
     last_decomposition: Array
     last_eigen: Array
     constants: Constants
+    lra: LearningRates | None = dataclasses.field(default=None, kw_only=True)
 
 
 register(CMAState)
@@ -183,6 +187,9 @@ def cma_es(
     popsize_range: tuple[int, int] | None = None,
     bounds: tuple[Any, Any] | None = None,
     steps: Any = None,
+    noise_handling: bool = False,
+    bounds_handling: str = "transform",
+    lr_adapt: bool = False,
 ) -> Strategy:
     """Full CMA-ES (Hansen 2016, arXiv:1604.00772) with pycma 4.x defaults.
 
@@ -221,6 +228,23 @@ def cma_es(
       steps: 0 (continuous) or a grid spacing s > 0 per coordinate (a scalar or a pytree
         like x0; 1 for integers): those coordinates are evaluated on their grid, with CMA-ES
         with Margin (``cmajax.margin``); ``ask`` then returns ``Candidates``.
+      noise_handling: uncertainty handling of UH-CMA-ES (``cmajax.noise``, pycma's
+        ``NoiseHandler``): a few candidates are evaluated twice and σ grows while their rank
+        changes show that noise dominates; ``ask`` then returns ``Candidates`` with λ + r points.
+      lr_adapt: learning-rate adaptation (LRA-CMA-ES; Nomura, Akimoto & Ono, GECCO 2023,
+        arXiv:2304.03473; ``cmajax.learning_rate``): the mean and Σ = σ²C move by fractions
+        η_m, η_Σ ≤ 1 of the update, adapted to keep its signal-to-noise ratio constant, which
+        lets the default population solve multimodal (Rastrigin) and noisy problems at the
+        price of more generations. The steps are measured in the local coordinates of the
+        sampling factor (see ``_adapt_learning_rates``), and σ and C are split from Σ with
+        det C = 1. pycma's default ``maxiter`` and ``tolstagnation`` assume η = 1 and end LRA
+        runs long before they converge on multimodal problems (10-D Rastrigin: after 500-1,600
+        generations, where LRA needs some 50,000), so with ``lr_adapt`` both are off unless
+        ``termination`` sets them: give a ``maxfevals`` budget. ``False`` leaves the
+        algorithm, its numbers and its program unchanged.
+      bounds_handling: ``"transform"`` (default, pycma's BoundTransform) or ``"penalty"``
+        (pycma's BoundPenalty, ``cmajax.bound_penalty``): candidates are evaluated clipped
+        into the box and ranked with an adaptive quadratic penalty.
 
     Returns:
       ``Strategy(init, ask, tell)``. See ``CMAState`` for the state's fields.
@@ -241,12 +265,20 @@ def cma_es(
         rank_mu_factor=rank_mu_factor,
         damping_factor=damping_factor,
     )
+    learning_rate.check_option(lr_adapt)
+    if lr_adapt:
+        termination = learning_rate.stopping_defaults(termination)
     if factorization not in ("eigh", "cholesky"):
         raise ValueError(f'factorization must be "eigh" or "cholesky", got {factorization!r}.')
     if decomposition_gap is not None and not decomposition_gap >= 0:
         raise ValueError(f"decomposition_gap must be >= 0 or None, got {decomposition_gap}.")
 
     padded = popsize_range is not None
+    if padded and noise_handling:
+        raise ValueError(
+            "noise_handling needs a fixed population (it re-evaluates a fixed number of "
+            "candidates); it does not combine with popsize_range, which the restart drivers use."
+        )
     if padded:
         lo, hi = _check_popsize_range(popsize_range, popsize)
     default_sigma0 = sigma0
@@ -294,6 +326,7 @@ def cma_es(
             last_decomposition=int_zero,
             last_eigen=int_zero,
             constants=consts,
+            lra=learning_rate.init(n, dtype) if lr_adapt else None,
         )
 
     # The factory's options, for the program that builds λ = lo of a padded population.
@@ -306,6 +339,7 @@ def cma_es(
         factorization=factorization,
         termination=termination,
         popsize_range=popsize_range,
+        lr_adapt=lr_adapt,
     )
 
     def padded_start(x0: PyTree, s0: Any, p: CMAParameters) -> CMAState:
@@ -375,7 +409,7 @@ def cma_es(
         )
 
     strategy = Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
-    return with_handling(strategy, bounds, steps)
+    return with_handling(strategy, bounds, steps, noise_handling, bounds_handling)
 
 
 def _refresh(due: Array | None, refresh, operand):
@@ -447,6 +481,15 @@ def _tell(
     # Cumulative step-size adaptation (eq. 44).
     sigma = step_size.csa(state.sigma, ps, c.chi_n, c.cs, c.damps)
 
+    # LRA-CMA-ES: apply fractions η_m, η_Σ of the proposed update; the paths keep the full one.
+    lra = state.lra
+    if lra is not None:
+        # The whitened y_w of isotropic_shift, formed here so the default program is untouched.
+        z_w = jnp.matmul(w_pos, z, precision=HIGHEST)
+        mean, sigma, cov, lra = _adapt_learning_rates(
+            state, mean_step, z_w, sigma, cov, factorization
+        )
+
     # Lazy factorization (pycma ``GaussFullSampler.update_now``), lazy under vmap too.
     since = (generation - state.last_decomposition).astype(dtype)
     if isinstance(gap, Constants):
@@ -480,7 +523,64 @@ def _tell(
         last_decomposition=_stamp(due, generation, state.last_decomposition),
         last_eigen=_stamp(due_eigen, generation, state.last_eigen),
     )
+    if lra is not None:
+        proposal["lra"] = lra  # through the same finiteness guard as the rest of the update
     return conclude(state, x, ranking, proposal, diagnostics, padded)
+
+
+def _adapt_learning_rates(
+    state: CMAState,
+    mean_step: Array,
+    local_mean_step: Array,
+    sigma: Array,
+    cov: Array,
+    factorization: str,
+) -> tuple[Array, Array, Array, LearningRates]:
+    """LRA-CMA-ES (Nomura, Akimoto & Ono, GECCO 2023, Algorithm 1) on a proposed update.
+
+    CMA-ES proposes m' = m + Δm, σ' and C'; with ρ = σ'/σ, ΔΣ = σ²(ρ²C' − C). The local steps
+    are Δ̃_m = C^(-1/2) Δm / σ (``local_mean_step``, the whitened y_w ``tell`` already has) and
+    Δ̃_Σ = C^(-1/2) (ρ²C' − C) C^(-1/2) / √2, both in the basis of the factor that ``tell``
+    whitens with: the symmetric C^(-1/2) = W with ``"eigh"`` (as the paper and cmaes), S⁻¹ from
+    the Cholesky factor S with ``"cholesky"``, where Δ̃_Σ = S⁻¹ (ρ²C' − C) S⁻ᵀ / √2. The two
+    differ by a rotation Q (S = C^(1/2) Q): every Δ̃ has the same length in both, and E, V and
+    the SNR are the same while C stays put. Only while C changes does the drift of Q enter E;
+    measured, it does not show. On the 10-D ellipsoid (condition 1e6), aligned and randomly
+    rotated, 32 runs each, the evaluations to f ≤ 1e-8 relative to ``"eigh"`` on the aligned
+    one: S⁻¹ 1.01 and 1.02, C^(-1/2) (computed for the test) 1.00 and 1.01, ``"eigh"`` rotated
+    1.02, all 95% intervals inside [0.96, 1.07]; with N(0, 1) noise added (48 runs, 4,000
+    generations) the final f(m) of the six do not differ either (Mann-Whitney p ≥ 0.14).
+    S⁻¹ costs two triangular solves; C^(-1/2) would cost an eigendecomposition of C every
+    generation. With a lazy factorization (gap > 1, n ≳ 100) the factor may be a few
+    generations old, as it is for p_σ.
+
+    Then η_m, η_Σ adapt (``learning_rate.update``), m ← m + η_m Δm and Σ ← Σ + η_Σ ΔΣ; Σ is
+    split back into σ = det(Σ)^(1/2n) and C = Σ/σ² (det C = 1, as the paper and cmaes), and σ
+    takes the step-size correction η_m(old)/η_m(new).
+    """
+    n = state.mean.shape[0]
+    delta = (sigma / state.sigma) ** 2 * cov - state.C  # ΔΣ/σ²
+    local_cov_step = _whiten_both_sides(state, delta, factorization) * learning_rate.SQRT_HALF
+    rates = learning_rate.update(state.lra, local_mean_step, local_cov_step)
+    mean = state.mean + rates.mean.eta * mean_step
+    blended = state.C + rates.cov.eta * delta  # Σ_new/σ², a convex mix of C and ρ²C'
+    # log det from an LU factorization: finite for any nonsingular mix, where a Cholesky
+    # factorization would turn a C' that rounding left indefinite into NaN.
+    _, logdet = jnp.linalg.slogdet(blended)
+    sigma = state.sigma * jnp.exp(logdet / (2 * n))
+    cov = blended * jnp.exp(-logdet / n)
+    return mean, learning_rate.correct_sigma(sigma, state.lra, rates), cov, rates
+
+
+def _whiten_both_sides(state: CMAState, matrix: Array, factorization: str) -> Array:
+    """F⁻¹ M F⁻ᵀ for the whitening factor F of ``tell``: C^(1/2) (``"eigh"``) or S."""
+    if factorization == "eigh":
+        W = state.W
+        return jnp.matmul(jnp.matmul(W, matrix, precision=HIGHEST), W, precision=HIGHEST)
+    left = jax.lax.linalg.triangular_solve(state.S, matrix, left_side=True, lower=True)
+    return jax.lax.linalg.triangular_solve(
+        state.S, left, left_side=False, lower=True, transpose_a=True
+    )
 
 
 # Up to this n the rank-μ sum Σ w_k y_k y_kᵀ is an elementwise product and a sum, not a matrix

@@ -124,6 +124,8 @@ def lm_ma_es(
     termination: TerminationOptions | None = None,
     bounds: tuple[Any, Any] | None = None,
     steps: Any = None,
+    noise_handling: bool = False,
+    bounds_handling: str = "transform",
 ) -> Strategy:
     """LM-MA-ES (Loshchilov, Glasmachers & Beyer 2019) for large n.
 
@@ -142,6 +144,12 @@ def lm_ma_es(
       steps: 0 (continuous) or a grid spacing s > 0 per coordinate (a scalar or a pytree
         like x0; 1 for integers): those coordinates are evaluated on their grid, with CMA-ES
         with Margin (``cmajax.margin``); ``ask`` then returns ``Candidates``.
+      noise_handling: uncertainty handling of UH-CMA-ES (``cmajax.noise``, pycma's
+        ``NoiseHandler``): a few candidates are evaluated twice and σ grows while their rank
+        changes show that noise dominates; ``ask`` then returns ``Candidates`` with λ + r points.
+      bounds_handling: ``"transform"`` (default, pycma's BoundTransform) or ``"penalty"``
+        (pycma's BoundPenalty, ``cmajax.bound_penalty``): candidates are evaluated clipped
+        into the box and ranked with an adaptive quadratic penalty.
 
     Returns:
       ``Strategy(init, ask, tell)``; ``init(x0, sigma0=None)`` takes any pytree of float
@@ -221,7 +229,7 @@ def lm_ma_es(
         return guarded_tell(state, population, fitness, lam, _tell)
 
     strategy = Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
-    return with_handling(strategy, bounds, steps)
+    return with_handling(strategy, bounds, steps, noise_handling, bounds_handling)
 
 
 def _active_cd(cd: Array, generation: Array) -> Array:

@@ -47,6 +47,7 @@ from cmajax.fixed import (
 )
 from cmajax.lm_ma_es import lm_ma_es
 from cmajax.margin import mean_point
+from cmajax.one_plus_one import one_plus_one_cma_es
 from cmajax.restart_schedule import (
     RestartSchedule,
     RunPlan,
@@ -60,7 +61,12 @@ from cmajax.termination import TerminationOptions
 
 Array = jax.Array
 
-METHODS = {"cma_es": cma_es, "sep_cma_es": sep_cma_es, "lm_ma_es": lm_ma_es}
+METHODS = {
+    "cma_es": cma_es,
+    "sep_cma_es": sep_cma_es,
+    "lm_ma_es": lm_ma_es,
+    "one_plus_one_cma_es": one_plus_one_cma_es,
+}
 RESTARTS = (None, "ipop", "bipop")
 # Options of the restart rule that ``options`` may hold with ``restarts``.
 RESTART_OPTIONS = ("max_restarts", "incpopsize")
@@ -302,6 +308,7 @@ def minimize(
     bounds: tuple[Any, Any] | None = None,
     steps: Any = None,
     fixed: Any = None,
+    noise_handling: bool = False,
 ) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` with step size ``sigma0``; pycma's ``fmin2`` in one call.
 
@@ -342,7 +349,9 @@ def minimize(
         microseconds per generation).
       bounds: ``(lower, upper)``: scalars, or pytrees shaped like ``x0`` (``None`` or ±inf for
         an open side). Every evaluated solution lies in the box (pycma's BoundTransform, see
-        ``cmajax.bounds``); an ``x0`` outside it is moved onto it with a warning.
+        ``cmajax.bounds``; ``options={"bounds_handling": "penalty"}`` for pycma's
+        BoundPenalty, ``cmajax.bound_penalty``); an ``x0`` outside it is moved onto it with a
+        warning.
       steps: grid coordinates: a scalar or a pytree like ``x0``, 0 for a continuous
         coordinate and s > 0 for values on a grid of spacing s (1: integers), from the lower
         bound if there is one. Those coordinates are evaluated on their grid, with CMA-ES with
@@ -352,6 +361,10 @@ def minimize(
         search runs over the free coordinates only (its λ and learning rates are those of the
         smaller problem); ``fun`` still gets whole solutions and ``x``/``x_mean`` are whole.
         ``result.state`` and ``history`` are those of the reduced search.
+      noise_handling: a noisy objective: UH-CMA-ES's uncertainty handling (``cmajax.noise``,
+        pycma's ``NoiseHandler``) re-evaluates r = ⌊2.5 + λ/20⌋ candidates per generation and
+        raises σ while their rank changes show that noise dominates. Use ``x_mean``, not ``x``,
+        as the answer under noise. Not with ``restarts``.
       callback: ``callback(result)`` after each chunk, with the result so far; raising
         ``KeyboardInterrupt`` there (as Ctrl-C does anywhere in the loop) ends the run with
         ``stop == {"interrupted"}`` and the best solution so far.
@@ -411,9 +424,18 @@ def minimize(
             callback=None if callback is None else lambda r: callback(expanded_result(r, red)),
             bounds=reduced_bounds(bounds, red),
             steps=reduced_steps(steps, red),
+            noise_handling=noise_handling,
         )
         return expanded_result(result, red)
     strategy_kwargs, termination_kwargs = _split_options(options)
+    if noise_handling:
+        if restarts is not None:
+            raise ValueError(
+                "noise_handling works with one run (restarts=None): it re-evaluates a fixed "
+                "number of candidates, and IPOP's growing population is itself a treatment of "
+                "noise; pick one of the two."
+            )
+        strategy_kwargs["noise_handling"] = True
     if steps is not None:
         strategy_kwargs["steps"] = steps
     if bounds is not None:
@@ -483,7 +505,8 @@ class _Problem:
         bounds, steps = self.strategy_kwargs.get("bounds"), self.strategy_kwargs.get("steps")
         if steps is not None:
             return mean_point(steps, bounds, state)
-        return mean_in_box(bounds, state)
+        clip = self.strategy_kwargs.get("bounds_handling") == "penalty"
+        return mean_in_box(bounds, state, clip=clip)
 
     def key(self, kind: str, popsize: int, *more: Any) -> tuple:
         """What a program depends on besides its arguments' shapes: never σ0 or x0's values."""
@@ -622,8 +645,10 @@ class _Driver:
     def single(self, x0: PyTree, resume) -> OptimizeResult:
         """One run, as before restarts existed."""
         strategy, state = self.problem.init(x0, self.problem.sigma0)
-        lam = int(state.popsize)  # unpadded: the population asked is λ
-        carry = (state, jax.random.key(self.seed), np.zeros((lam,), state.mean.dtype))
+        # Unpadded: λ points, plus the re-evaluations of noise handling.
+        asked = jax.eval_shape(strategy.ask, jax.random.key(0), state)
+        count = jax.tree.leaves(evaluation_points(asked))[0].shape[0]
+        carry = (state, jax.random.key(self.seed), np.zeros((count,), state.mean.dtype))
         rows: list[dict[str, np.ndarray]] = []
         setup = self.setup(state, None)
         if resume is not None:

@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cmajax import step_size
+from cmajax import learning_rate, step_size
 from cmajax import termination as term_lib
 from cmajax.base import PyTree, Strategy, layout_of
 from cmajax.bookkeeping import (
@@ -42,6 +42,7 @@ from cmajax.bookkeeping import (
 from cmajax.bounds import check_bounds
 from cmajax.cma_es import Constants
 from cmajax.handling import with_handling
+from cmajax.learning_rate import LearningRates
 from cmajax.parameters import sep_cma_parameters
 from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
@@ -60,12 +61,15 @@ class SepCMAState(RunState):
       ps: (n,) step-size evolution path.
       pc: (n,) rank-one evolution path, divided by D (pycma's convention).
       constants: learning rates and weights.
+      lra: with ``lr_adapt``, the adapted learning rates η_m, η_Σ and their moving averages
+        (``cmajax.learning_rate.LearningRates``, E_Σ of shape (n,)); None without.
     """
 
     D: Array
     ps: Array
     pc: Array
     constants: Constants
+    lra: LearningRates | None = dataclasses.field(default=None, kw_only=True)
 
 
 register(SepCMAState)
@@ -82,6 +86,9 @@ def sep_cma_es(
     termination: TerminationOptions | None = None,
     bounds: tuple[Any, Any] | None = None,
     steps: Any = None,
+    noise_handling: bool = False,
+    bounds_handling: str = "transform",
+    lr_adapt: bool = False,
 ) -> Strategy:
     """Separable CMA-ES (Ros & Hansen 2008) with pycma's ``CMA_diagonal=True`` defaults.
 
@@ -105,6 +112,20 @@ def sep_cma_es(
       steps: 0 (continuous) or a grid spacing s > 0 per coordinate (a scalar or a pytree
         like x0; 1 for integers): those coordinates are evaluated on their grid, with CMA-ES
         with Margin (``cmajax.margin``); ``ask`` then returns ``Candidates``.
+      noise_handling: uncertainty handling of UH-CMA-ES (``cmajax.noise``, pycma's
+        ``NoiseHandler``): a few candidates are evaluated twice and σ grows while their rank
+        changes show that noise dominates; ``ask`` then returns ``Candidates`` with λ + r points.
+      lr_adapt: learning-rate adaptation (LRA-CMA-ES; Nomura, Akimoto & Ono, GECCO 2023,
+        arXiv:2304.03473; ``cmajax.learning_rate``) in its diagonal form: the mean and the
+        diagonal Σ = σ² diag(D²) move by fractions η_m, η_Σ ≤ 1 of the update, adapted to keep
+        its signal-to-noise ratio constant (see ``_adapt_learning_rates``). For multimodal and
+        noisy problems at the default population size, at the price of more generations; as
+        with ``cma_es``, ``maxiter`` and ``tolstagnation`` are off unless ``termination``
+        sets them: give a budget. ``False`` leaves the algorithm, its numbers and its program
+        unchanged.
+      bounds_handling: ``"transform"`` (default, pycma's BoundTransform) or ``"penalty"``
+        (pycma's BoundPenalty, ``cmajax.bound_penalty``): candidates are evaluated clipped
+        into the box and ranked with an adaptive quadratic penalty.
 
     Returns:
       ``Strategy(init, ask, tell)``; ``init(x0, sigma0=None)`` takes any pytree of float
@@ -128,6 +149,9 @@ def sep_cma_es(
         rank_mu_factor=rank_mu_factor,
         damping_factor=damping_factor,
     )
+    learning_rate.check_option(lr_adapt)
+    if lr_adapt:
+        termination = learning_rate.stopping_defaults(termination)
     default_sigma0 = sigma0
 
     def init(x0: PyTree, sigma0: Any = None) -> SepCMAState:
@@ -148,7 +172,10 @@ def sep_cma_es(
         common, dtype = start(x0, s0, p.popsize, termination)
         consts = Constants.of(p, dtype)
         zeros = jnp.zeros((n,), dtype)
-        return SepCMAState(**common, D=jnp.ones((n,), dtype), ps=zeros, pc=zeros, constants=consts)
+        lra = learning_rate.init(n, dtype, diagonal=True) if lr_adapt else None
+        return SepCMAState(
+            **common, D=jnp.ones((n,), dtype), ps=zeros, pc=zeros, constants=consts, lra=lra
+        )
 
     def ask(key: Array, state: SepCMAState) -> PyTree:
         """λ candidates x_k = m + σ D ⊙ z_k, z_k ~ N(0, I)."""
@@ -167,7 +194,7 @@ def sep_cma_es(
         return guarded_tell(state, population, fitness, lam, _tell)
 
     strategy = Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
-    return with_handling(strategy, bounds, steps)
+    return with_handling(strategy, bounds, steps, noise_handling, bounds_handling)
 
 
 def _tell(state: SepCMAState, x: Array, fitness: Array) -> SepCMAState:
@@ -197,7 +224,36 @@ def _tell(state: SepCMAState, x: Array, fitness: Array) -> SepCMAState:
 
     sigma = step_size.csa(state.sigma, ps, c.chi_n, c.cs, c.damps)
     proposal = dict(mean=mean, sigma=sigma, D=D, ps=ps, pc=pc)
+    if state.lra is not None:
+        # LRA-CMA-ES: apply fractions η_m, η_Σ of the proposed update; the paths keep the full one.
+        log_ratio = 2 * (jnp.log(sigma / state.sigma) + log_factor)  # log Σ'_ii/Σ_ii
+        mean, sigma, D, lra = _adapt_learning_rates(state, mean_step, z_w, log_ratio)
+        proposal.update(mean=mean, sigma=sigma, D=D, lra=lra)
     return conclude(state, x, ranking, proposal, diagnostics)
+
+
+def _adapt_learning_rates(
+    state: SepCMAState, mean_step: Array, local_mean_step: Array, log_ratio: Array
+) -> tuple[Array, Array, Array, LearningRates]:
+    """LRA-CMA-ES (Nomura, Akimoto & Ono, GECCO 2023, Algorithm 1) with a diagonal Σ.
+
+    The paper's update restricted to Σ = σ² diag(D²): with r_i = Σ'_ii/Σ_ii = exp(``log_ratio``),
+    the local steps are Δ̃_m = Δm/(σD) (``local_mean_step``) and Δ̃_Σ,i = (r_i − 1)/√2, the
+    diagonal of Σ^(-1/2) ΔΣ Σ^(-1/2)/√2 (for a diagonal Σ the Fisher metric is ½ Σ_i
+    (ΔΣ_ii/Σ_ii)², a diagonal form: no choice of basis arises). After η_m, η_Σ adapt,
+    m ← m + η_m Δm and Σ_ii ← Σ_ii (1 + η_Σ (r_i − 1)), a positive factor since η_Σ ≤ 1;
+    σ = det(Σ)^(1/2n), the geometric mean of σD_i, and D = √Σ_ii/σ (∏ D_i = 1), all in logs,
+    then σ takes the step-size correction η_m(old)/η_m(new).
+    """
+    ratio_minus_one = jnp.expm1(log_ratio)
+    local_cov_step = ratio_minus_one * learning_rate.SQRT_HALF
+    rates = learning_rate.update(state.lra, local_mean_step, local_cov_step)
+    mean = state.mean + rates.mean.eta * mean_step
+    log_scale = jnp.log(state.D) + 0.5 * jnp.log1p(rates.cov.eta * ratio_minus_one)  # log √Σ/σ
+    center = jnp.mean(log_scale)
+    sigma = state.sigma * jnp.exp(center)
+    D = jnp.exp(log_scale - center)
+    return mean, learning_rate.correct_sigma(sigma, state.lra, rates), D, rates
 
 
 def diagnostics(state: SepCMAState) -> dict[str, Array | None]:

@@ -239,14 +239,23 @@ def empty_ring(size: int, dtype, capacity: int | None = None) -> Ring:
     return Ring(values, zero, zero, jnp.asarray(size, jnp.int32))
 
 
-def push(ring: Ring, value: Array, when: Array | bool = True) -> Ring:
-    """Append ``value`` if ``when``, overwriting the oldest entry when full.
+# Up to this many entries a ring is written by a masked pass over all of it (one fused
+# elementwise op, also under vmap); longer ones by writing the one slot, a scatter under vmap.
+MASKED_PUSH_MAX = 512
 
-    A masked write rather than a scatter: one fused elementwise pass, also under vmap.
-    """
+
+def push(ring: Ring, value: Array, when: Array | bool = True) -> Ring:
+    """Append ``value`` if ``when``, overwriting the oldest entry when full."""
     size = ring.size
-    slot = (jnp.arange(ring.values.shape[0]) == ring.head) & when
-    values = jnp.where(slot, value.astype(ring.values.dtype), ring.values)
+    value = value.astype(ring.values.dtype)
+    if ring.values.shape[0] <= MASKED_PUSH_MAX:
+        slot = (jnp.arange(ring.values.shape[0]) == ring.head) & when
+        values = jnp.where(slot, value, ring.values)
+    else:
+        old = jax.lax.dynamic_index_in_dim(ring.values, ring.head, keepdims=False)
+        values = jax.lax.dynamic_update_index_in_dim(
+            ring.values, jnp.where(when, value, old), ring.head, 0
+        )
     head = jnp.where(when, (ring.head + 1) % size, ring.head)
     count = jnp.where(when, jnp.minimum(ring.count + 1, size), ring.count)
     return Ring(values, head, count, size)
@@ -344,16 +353,18 @@ def record_generation(
     n_finite: Array,
     generation: Array,
     popsize: Array | int | None = None,
+    when: Array | bool = True,
 ) -> TerminationState:
     """Update histories with this generation's sorted fitness (pycma ``tell``, ``fit.*``).
 
     ``generation`` is the count after this generation (pycma ``countiter``); ``popsize`` the
     run's λ when ``fitness_sorted`` holds more (a padded population, the extra ones last).
+    Nothing changes unless ``when`` (a generation without a finite f records nothing).
     """
     # Median of the finite values, which the sort put first.
     median = _sorted_median(fitness_sorted, n_finite)
-    best_history = push(term.best_history, fitness_sorted[0])
-    record = generation % STAGNATION_RECORD_EVERY == 0
+    best_history = push(term.best_history, fitness_sorted[0], when)
+    record = (generation % STAGNATION_RECORD_EVERY == 0) & when
     stag_best = push(term.stagnation_best, fitness_sorted[0], record)
     stag_median = push(term.stagnation_median, median, record)
     # pycma: flat when the best f is not below the f at rank ⌊0.75 λ⌋ (``tolflatfitness``).
@@ -362,7 +373,9 @@ def record_generation(
     else:
         flat_rank = (3 * popsize) // 4  # = ⌊0.75 λ⌋ exactly, for an integer λ
     flat = ~(fitness_sorted[0] < fitness_sorted[flat_rank])
-    flat_generations = jnp.where(flat, term.flat_generations + 1, 0)
+    flat_generations = jnp.where(
+        when, jnp.where(flat, term.flat_generations + 1, 0), term.flat_generations
+    )
     return term._replace(
         best_history=best_history,
         stagnation_best=stag_best,

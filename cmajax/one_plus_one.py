@@ -1,0 +1,266 @@
+"""The (1+1)-CMA-ES: one candidate per generation, kept when it is not worse than its parent.
+
+Igel, Suttorp & Hansen, "A Computational Efficient Covariance Matrix Update and a (1+1)-CMA for
+Evolution Strategies", GECCO 2006 (the Cholesky update, success-rule step size), with the active
+negative update of Arnold & Hansen, "Active Covariance Matrix Adaptation for the (1+1)-CMA-ES",
+GECCO 2010. Constants for dimension n:
+
+- step size: target success rate p_t = 2/11, smoothing c_p = 1/12, damping d = 1 + n/2;
+  p̄ ← (1 − c_p) p̄ + c_p·[success], σ ← σ exp((p̄ − p_t)/(d (1 − p_t)));
+- covariance: path rate c_c = 2/(n + 2), c_cov⁺ = 2/(n² + 6), success threshold p_thresh = 0.44
+  (above it the path is only faded, so a σ that grows fast does not elongate C);
+- active: c_cov⁻ = 0.4/(n^1.6 + 1), applied when the candidate is worse than the parent of
+  k = 5 successes ago, with c_cov⁻ lowered to 1/(2‖z‖² − 1) where the update would otherwise
+  lose positive definiteness (2010, section 3).
+
+The state keeps a factor A of C = AAᵀ and its inverse. Each update is a rank-one change
+A ← √α A (I + b u uᵀ), whose inverse (1/√α)(I − b/(1 + b‖u‖²) u uᵀ) A⁻¹ costs O(n²), so no
+generation factorizes anything. The termination criteria read √diag(AAᵀ) every generation and
+the singular values of A (C's axis lengths) refreshed every n generations. The histories
+record the candidate's f, and ``tolfun`` reads |f − parent's f| as the generation's range (one
+candidate alone always has a range of 0). ``tolflatfitness`` is off.
+
+The parent's f is the elitist's: the best f so far of this run (``best_fitness`` of the state).
+The first generation's candidate is x0 itself, so that the parent's f is known before the first
+comparison (as in the paper and pypop7's OPOA2010).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from cmajax import termination as term_lib
+from cmajax.base import PyTree, Strategy, layout_of
+from cmajax.batching import lazy_cond
+from cmajax.bookkeeping import (
+    RunState,
+    check_factory_args,
+    conclude,
+    guarded_tell,
+    register,
+    start,
+)
+from cmajax.bounds import check_bounds
+from cmajax.handling import with_handling
+from cmajax.sampling import standard_normal
+from cmajax.termination import TerminationOptions
+
+Array = jax.Array
+HIGHEST = jax.lax.Precision.HIGHEST
+
+TARGET_SUCCESS = 2.0 / 11.0
+SUCCESS_SMOOTHING = 1.0 / 12.0
+SUCCESS_THRESHOLD = 0.44
+ANCESTOR_LAG = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class OnePlusOneState(RunState):
+    """State of one (1+1)-CMA-ES run: the ``RunState`` fields (``mean`` is the parent, and
+    ``best_fitness`` its f) plus the factor of C and the success statistics.
+
+    Attributes:
+      A: (n, n) factor of the covariance, C = AAᵀ.
+      A_inv: (n, n) its inverse.
+      pc: (n,) evolution path.
+      success_rate: p̄, the smoothed success rate.
+      ancestors: (k,) f of the last k parents, newest first (+inf: none yet), for the active
+        update.
+      stds: (n,) √diag(C).
+      axis_lengths: (n,) singular values of A, ascending, refreshed every n generations.
+      last_eigen: generation of that refresh.
+    """
+
+    A: Array
+    A_inv: Array
+    pc: Array
+    success_rate: Array
+    ancestors: Array
+    stds: Array
+    axis_lengths: Array
+    last_eigen: Array
+
+
+register(OnePlusOneState)
+
+
+def one_plus_one_cma_es(
+    sigma0: float,
+    *,
+    active: bool = True,
+    termination: TerminationOptions | None = None,
+    bounds: tuple[Any, Any] | None = None,
+    steps: Any = None,
+    noise_handling: bool = False,
+    bounds_handling: str = "transform",
+) -> Strategy:
+    """The (1+1)-CMA-ES with the Cholesky update (Igel, Suttorp & Hansen, GECCO 2006) and the
+    active negative update (Arnold & Hansen, GECCO 2010). See the module docstring.
+
+    Use it where evaluations are sequential and few: it takes a step after every evaluation,
+    and needs about half of CMA-ES's evaluations on unimodal problems. It is elitist: it keeps
+    its best point and does not handle multimodal or noisy problems; use ``cma_es`` with
+    restarts there.
+
+    Args:
+      sigma0: initial step size σ0 > 0.
+      active: the negative update of 2010 (``False``: the 2006 algorithm).
+      termination: thresholds of the stopping criteria, ``TerminationOptions()`` by default;
+        ``tolflatfitness`` does not apply to one candidate and is off.
+      bounds, steps, noise_handling, bounds_handling: as for ``cma_es`` (noise handling needs
+        λ ≥ 4 and refuses this strategy).
+
+    Returns:
+      ``Strategy(init, ask, tell)``: ``ask`` returns one candidate with a leading axis of size
+      1, ``tell`` takes its f with shape (1,).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, cmajax
+      >>> es = cmajax.one_plus_one_cma_es(0.5)
+      >>> state = es.init(jnp.ones(4))
+      >>> state = cmajax.run(es, cmajax.functions.sphere, state, jax.random.key(0), 1000)
+      >>> bool(state.best_fitness < 1e-8)
+      True
+    """
+    termination = check_factory_args(sigma0, None, termination)
+    check_bounds(bounds)
+    default_sigma0 = sigma0
+
+    def init(x0: PyTree, sigma0: Any = None) -> OnePlusOneState:
+        """A fresh state with parent ``x0`` (any pytree of float arrays), C = I, σ = σ0."""
+        s0 = default_sigma0 if sigma0 is None else sigma0
+        n = layout_of(x0)[0].size
+        common, dtype = start(x0, s0, 1, termination)
+        # One candidate always "ties" with itself: pycma's flat-fitness test does not apply.
+        flat = common["thresholds"].tolflatfitness
+        common["thresholds"] = common["thresholds"]._replace(
+            tolflatfitness=jnp.full_like(flat, jnp.finfo(flat.dtype).max)
+        )
+        eye = jnp.eye(n, dtype=dtype)
+        return OnePlusOneState(
+            **common,
+            A=eye,
+            A_inv=eye,
+            pc=jnp.zeros((n,), dtype),
+            success_rate=jnp.asarray(TARGET_SUCCESS, dtype),
+            ancestors=jnp.full((ANCESTOR_LAG,), jnp.inf, dtype),
+            stds=jnp.ones((n,), dtype),
+            axis_lengths=jnp.ones((n,), dtype),
+            last_eigen=jnp.zeros((), jnp.int32),
+        )
+
+    def ask(key: Array, state: OnePlusOneState) -> PyTree:
+        """One candidate x = m + σ A z, z ~ N(0, I), with a leading axis of size 1; in the
+        first generation x0 itself, whose f becomes the parent's."""
+        z = standard_normal(key, 1, state.mean.shape[0], state.mean.dtype)
+        y = jnp.matmul(z, state.A.T, precision=HIGHEST)
+        first = state.generation == 0
+        return state.layout.unravel(state.mean + jnp.where(first, 0.0, state.sigma) * y)
+
+    def tell(state: OnePlusOneState, population: PyTree, fitness: Array) -> OnePlusOneState:
+        """Take the candidate if f ≤ the parent's f; adapt σ, C and the success statistics.
+
+        A NaN or ±inf f is a failure. A stopped state is returned unchanged.
+        """
+        return guarded_tell(state, population, fitness, 1, lambda *op: _tell(*op, active))
+
+    strategy = Strategy(init=init, ask=ask, tell=tell, diagnostics=diagnostics)
+    return with_handling(strategy, bounds, steps, noise_handling, bounds_handling)
+
+
+def _scaled_rank_one(
+    A: Array, A_inv: Array, u: Array, b: Array, alpha: Array
+) -> tuple[Array, Array]:
+    """√α A (I + b u uᵀ) and its inverse (1/√α)(I − b/(1 + b‖u‖²) u uᵀ) A⁻¹ (Sherman-Morrison)."""
+    root = jnp.sqrt(alpha)
+    Au = jnp.matmul(A, u, precision=HIGHEST)
+    uA_inv = jnp.matmul(u, A_inv, precision=HIGHEST)
+    new = root * (A + b * jnp.outer(Au, u))
+    new_inv = (A_inv - b / (1 + b * jnp.dot(u, u)) * jnp.outer(u, uA_inv)) / root
+    return new, new_inv
+
+
+def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> OnePlusOneState:
+    n = x.shape[1]
+    dtype = state.mean.dtype
+    generation = state.generation + 1
+    f = fitness[0]
+    candidate = x[0]
+    step = (candidate - state.mean) / state.sigma  # A z
+    z = jnp.matmul(state.A_inv, step, precision=HIGHEST)
+    success = jnp.isfinite(f) & (f <= state.best_fitness)
+
+    # Success rule (2006, eq. for p̄ and σ).
+    rate = (1 - SUCCESS_SMOOTHING) * state.success_rate + SUCCESS_SMOOTHING * success
+    damping = 1 + n / 2
+    sigma = state.sigma * jnp.exp((rate - TARGET_SUCCESS) / (damping * (1 - TARGET_SUCCESS)))
+
+    # Positive update on success: the path, then the rank-one Cholesky update with w = A⁻¹ p_c.
+    cc, ccov = 2.0 / (n + 2), 2.0 / (n**2 + 6)
+    slow = rate < SUCCESS_THRESHOLD
+    pc = (1 - cc) * state.pc + jnp.where(slow, jnp.sqrt(cc * (2 - cc)), 0.0) * step
+    alpha = jnp.where(slow, 1 - ccov, 1 - ccov + ccov * cc * (2 - cc))
+    w = jnp.matmul(state.A_inv, pc, precision=HIGHEST)
+    w_sq = jnp.maximum(jnp.dot(w, w), jnp.finfo(dtype).tiny)
+    b_plus = (jnp.sqrt(1 + ccov / alpha * w_sq) - 1) / w_sq
+
+    # Active update (2010): worse than the parent of k successes ago.
+    z_sq = jnp.maximum(jnp.dot(z, z), jnp.finfo(dtype).tiny)
+    c_minus = 0.4 / (n**1.6 + 1)
+    c_minus = jnp.where(1 < c_minus * (2 * z_sq - 1), 1 / (2 * z_sq - 1), c_minus)
+    b_minus = (jnp.sqrt(1 - c_minus * z_sq / (1 + c_minus)) - 1) / z_sq
+    worse = active & ~success & jnp.isfinite(state.ancestors[-1]) & (f > state.ancestors[-1])
+
+    # One rank-one change of the factor serves all three cases (none: b = 0, α = 1).
+    u = jnp.where(success, w, z)
+    b = jnp.where(success, b_plus, jnp.where(worse, b_minus, 0.0))
+    scale = jnp.where(success, alpha, jnp.where(worse, 1 + c_minus, 1.0))
+    A, A_inv = _scaled_rank_one(state.A, state.A_inv, u, b, scale)
+    ancestors = jnp.where(
+        success, jnp.concatenate([f[None], state.ancestors[:-1]]), state.ancestors
+    )
+    stds = jnp.sqrt(jnp.sum(A**2, axis=1))
+    due = (generation - state.last_eigen) >= n
+    axis_lengths = lazy_cond(
+        due,
+        lambda op: jnp.sort(jnp.linalg.svd(op[0], compute_uv=False)),
+        lambda op: op[1],
+        (A, state.axis_lengths),
+    )
+    # The first generation evaluates x0 (``ask``): it only sets the parent's f.
+    first = state.generation == 0
+    proposal = dict(
+        mean=jnp.where(success, candidate, state.mean),
+        sigma=jnp.where(first, state.sigma, sigma),
+        A=jnp.where(first, state.A, A),
+        A_inv=jnp.where(first, state.A_inv, A_inv),
+        pc=jnp.where(success & ~first, pc, state.pc),
+        success_rate=jnp.where(first, state.success_rate, rate).astype(dtype),
+        stds=jnp.where(first, state.stds, stds),
+        axis_lengths=axis_lengths,
+    )
+    # The stopping criteria see the candidate's f as the generation's best (pycma's histories of
+    # one candidate), and |f − parent's f| as its range: one value alone has a range of 0,
+    # which would end every run at once (tolfun).
+    pair = jnp.stack([candidate, candidate])
+    spread = jnp.abs(f - state.best_fitness)
+    ranking = term_lib.rank(jnp.stack([f, f + spread]))
+    new = conclude(state, pair, ranking, proposal, diagnostics, padded=True)
+    # The first generation has no parent f yet: its single value has a range of 0.
+    flags = new.termination.flags
+    flags = flags._replace(tolfun=flags.tolfun & jnp.isfinite(state.best_fitness))
+    new = new.replace(termination=new.termination._replace(flags=flags))
+    # Outside the finiteness check: +inf marks a slot with no ancestor yet.
+    return new.replace(
+        ancestors=jnp.where(new.generation > state.generation, ancestors, state.ancestors),
+        last_eigen=jnp.where(due, generation, state.last_eigen),
+    )
+
+
+def diagnostics(state: OnePlusOneState) -> dict[str, Array | None]:
+    """Termination inputs: √diag(C), p_c, C's axis lengths; no axis probe."""
+    return dict(stds=state.stds, pc=state.pc, axis_lengths=state.axis_lengths, axis_probe=None)
