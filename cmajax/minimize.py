@@ -47,6 +47,7 @@ from cmajax.fixed import (
 )
 from cmajax.lm_ma_es import lm_ma_es
 from cmajax.margin import mean_point
+from cmajax.noise import reevaluation_count
 from cmajax.one_plus_one import one_plus_one_cma_es
 from cmajax.restart_schedule import (
     RestartSchedule,
@@ -320,7 +321,9 @@ def minimize(
         ``x0(key)`` that draws the start of every run.
       sigma0: initial step size, about a quarter of the search range per coordinate.
       method: ``"cma_es"`` (full covariance, n up to about a thousand), ``"sep_cma_es"``
-        (diagonal) or ``"lm_ma_es"`` (limited memory); the last two for large n.
+        (diagonal) or ``"lm_ma_es"`` (limited memory), the last two for large n; or
+        ``"one_plus_one_cma_es"`` (one candidate per generation, elitist; not with
+        ``restarts``, whose rules change λ).
       restarts: ``None``, ``"ipop"`` or ``"bipop"``: pycma's IPOP/BIPOP restart rule
         (``cmajax.ipop``/``cmajax.bipop`` with one schedule). Every run is driven like a
         single run, so everything below (host functions, progress bar, history, checkpoints,
@@ -395,6 +398,11 @@ def minimize(
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}.")
     if restarts not in RESTARTS:
         raise ValueError(f'restarts must be None, "ipop" or "bipop", got {restarts!r}.')
+    if restarts is not None and method == "one_plus_one_cma_es":
+        raise ValueError(
+            "IPOP and BIPOP change the population size, which the (1+1)-CMA-ES does not have; "
+            "restart it in place with cmajax.batched_restarts, or use method='cma_es'."
+        )
     if not isinstance(history_every, int) or history_every < 1:
         raise ValueError(f"history_every must be an int >= 1, got {history_every!r}.")
     if not isinstance(chunk_generations, int) or chunk_generations < 1:
@@ -645,9 +653,11 @@ class _Driver:
     def single(self, x0: PyTree, resume) -> OptimizeResult:
         """One run, as before restarts existed."""
         strategy, state = self.problem.init(x0, self.problem.sigma0)
-        # Unpadded: λ points, plus the re-evaluations of noise handling.
-        asked = jax.eval_shape(strategy.ask, jax.random.key(0), state)
-        count = jax.tree.leaves(evaluation_points(asked))[0].shape[0]
+        # Unpadded: λ points, plus the re-evaluations of noise handling (no tracing: a stored
+        # program must load without any).
+        count = int(state.popsize)
+        if self.problem.strategy_kwargs.get("noise_handling"):
+            count += reevaluation_count(count)
         carry = (state, jax.random.key(self.seed), np.zeros((count,), state.mean.dtype))
         rows: list[dict[str, np.ndarray]] = []
         setup = self.setup(state, None)

@@ -23,6 +23,11 @@ candidate alone always has a range of 0). ``tolflatfitness`` is off.
 The parent's f is the elitist's: the best f so far of this run (``best_fitness`` of the state).
 The first generation's candidate is x0 itself, so that the parent's f is known before the first
 comparison (as in the paper and pypop7's OPOA2010).
+
+An elitist ``cma_es`` (pycma's ``CMA_elitist``) does not fall out of this: there the best
+solution so far is injected into a (μ/μ_w, λ) population's recombination, a change to the
+ranking and to the step-size path of ``cma_es`` rather than anything the (1+1) strategy holds,
+so it is not offered.
 """
 
 from __future__ import annotations

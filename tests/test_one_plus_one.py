@@ -153,7 +153,7 @@ def test_minimize_and_the_restart_drivers():
     # within 600 evaluations), and the best is a minimum (f ≤ 1: the global or a neighbour).
     assert int(jnp.sum(slots.slots.restarts)) >= 4
     assert float(slots.best_fitness) <= 1.0
-    with pytest.raises(TypeError, match="popsize"):
+    with pytest.raises(ValueError, match="batched_restarts"):
         cmajax.minimize(
             cmajax.functions.sphere,
             jnp.ones(3),

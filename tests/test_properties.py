@@ -31,7 +31,7 @@ shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
 trees = st.dictionaries(st.text("abcdef", min_size=1, max_size=3), shapes, min_size=1, max_size=4)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(tree_shapes=trees, popsize=st.integers(1, 5))
 def test_layout_round_trips_any_params_dict(tree_shapes, popsize):
     rng = np.random.default_rng(0)
