@@ -6,9 +6,10 @@ population size λ = 10, x0 = (3, ..., 3) and σ0 = 2 in 10-D:
 - Rastrigin: a success is a best f ≤ 1e-3 within 1e6 evaluations. cmaes without LRA stops
   when its ``should_stop()`` says so; cmajax without LRA uses its default stopping criteria.
   With LRA both run until the target or the budget: cmaes's ``should_stop()`` has no
-  stagnation test, and cmajax's ``tolstagnation`` and ``maxiter`` are switched off, since their
-  pycma defaults (416 and 8,122 generations here) assume η = 1 and end LRA runs long before
-  they converge; the row "lr_adapt, default stopping" shows what they do.
+  stagnation test, and cmajax's ``tolstagnation`` and ``maxiter`` are off by default with
+  ``lr_adapt``, since their pycma values (416 and 8,116 generations here) assume η = 1 and end
+  LRA runs long before they converge; the row "lr_adapt, default stopping" sets them to those
+  values to show what they do.
 - the noisy sphere, f(x) = ‖x‖² + N(0, 1) per evaluation: a fixed budget of 3e4 evaluations,
   no other stopping; a success is a true (noise-free) f(m) of the mean ≤ 1e-2 at some
   generation, and the evaluations are counted to the first such generation.
@@ -63,8 +64,12 @@ def cmajax_rastrigin(peer: str, seeds: int) -> list[dict]:
 
     lr_adapt = "lr_adapt" in peer
     limits = dict(ftarget=RASTRIGIN_TARGET, maxfevals=RASTRIGIN_BUDGET)
-    if lr_adapt and "default stopping" not in peer:
-        limits.update(tolstagnation=math.inf, maxiter=math.inf)
+    if lr_adapt and "default stopping" in peer:
+        # pycma's values, which lr_adapt switches off unless set.
+        limits.update(
+            tolstagnation=cmajax.termination.default_tolstagnation(DIM, bu.default_popsize(DIM)),
+            maxiter=cmajax.termination.default_maxiter(DIM, bu.default_popsize(DIM)),
+        )
     es = cmajax.cma_es(SIGMA0, lr_adapt=lr_adapt, termination=cmajax.TerminationOptions(**limits))
     generations = RASTRIGIN_BUDGET // bu.default_popsize(DIM)
 
