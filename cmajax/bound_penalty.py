@@ -119,10 +119,11 @@ def penalized(strategy: Strategy, bounds: Sequence[Any]) -> Strategy:
       >>> import jax, jax.numpy as jnp, cmajax
       >>> es = cmajax.cma_es(0.5, bounds=(-1.0, 1.0), bounds_handling="penalty")
       >>> state = es.init(jnp.zeros(3))
-      >>> asked = es.ask(jax.random.key(0), state)
+      >>> asked = jax.jit(es.ask)(jax.random.key(0), state)
       >>> bool(jnp.all(jnp.abs(asked.x) <= 1.0))
       True
-      >>> state = es.tell(state, asked, jax.vmap(cmajax.functions.sphere)(asked.x))
+      >>> fitness = jax.vmap(cmajax.functions.sphere)(asked.x)
+      >>> state = jax.jit(es.tell)(state, asked, fitness)
     """
     cache: dict[Layout, Box] = {}
 

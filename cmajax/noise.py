@@ -143,10 +143,11 @@ def with_noise_handling(
       >>> import jax, jax.numpy as jnp, cmajax
       >>> es = cmajax.cma_es(0.5, noise_handling=True)
       >>> state = es.init(jnp.zeros(4))
-      >>> asked = es.ask(jax.random.key(0), state)
+      >>> asked = jax.jit(es.ask)(jax.random.key(0), state)
       >>> asked.x.shape  # λ = 8 candidates and r = 2 re-evaluations
       (10, 4)
-      >>> state = es.tell(state, asked, jax.vmap(cmajax.functions.sphere)(asked.x))
+      >>> fitness = jax.vmap(cmajax.functions.sphere)(asked.x)
+      >>> state = jax.jit(es.tell)(state, asked, fitness)
       >>> int(state.evaluations)
       10
     """

@@ -123,7 +123,7 @@ def test_mixed_integer_ellipsoid_like_cmaes(seed):
         s = jnp.asarray(scales)
         states = jax.jit(
             jax.vmap(
-                lambda x0, k: cmajax.run(es, lambda x: jnp.sum(s * x**2), es.init(x0), k, 3000)
+                lambda x0, k: cmajax.run(es, lambda x: jnp.sum(s * x**2), es.init(x0), k, 2000)
             )
         )(jnp.asarray(x0s), jax.random.split(jax.random.key(seed), seeds))
         ours_ok = np.asarray(states.best_fitness) <= 1e-8

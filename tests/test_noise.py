@@ -176,3 +176,28 @@ def test_bad_use_says_what_to_change():
         cmajax.cma_es(0.5, popsize=8, popsize_range=(8, 16), noise_handling=True)
     with pytest.raises(ValueError, match="epsilon"):
         noise_lib.with_noise_handling(es, epsilon=-1.0)
+
+
+def test_the_optax_transform_takes_the_handlers():
+    """``cmajax.transforms`` evaluates ``evaluation_points``: noise handling (λ + r values) and
+    LRA pass through its options, in a jitted training step."""
+    import optax
+
+    from cmajax import transforms
+
+    opt = transforms.cma_es(0.5, noise_handling=True, lr_adapt=True, seed=1)
+    params = jnp.full(4, 2.0)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        updates, state = opt.update(None, state, params, value_fn=cmajax.functions.sphere)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(30):
+        params, state = step(params, state)
+    inner = state.strategy_state
+    lam = int(inner.popsize)
+    assert int(inner.evaluations) == 30 * (lam + noise_lib.reevaluation_count(lam))
+    assert inner.lra is not None and float(inner.noise.mean_rate) == 1.0
+    assert float(cmajax.functions.sphere(params)) < float(cmajax.functions.sphere(jnp.full(4, 2.0)))
