@@ -59,6 +59,30 @@ class Candidates(NamedTuple):
     sample: PyTree
 
 
+def per_layout(build: Callable[[Layout], Any]) -> Callable[[Layout], Any]:
+    """``build(layout)``, computed once per layout and kept: what a handler derives on the host
+    from its options and x0's layout (a box, a grid), which a factory cannot know before
+    ``init``."""
+    cache: dict[Layout, Any] = {}
+
+    def of(layout: Layout) -> Any:
+        if layout not in cache:
+            cache[layout] = build(layout)
+        return cache[layout]
+
+    return of
+
+
+def check_candidates(population: Any, handler: str) -> None:
+    """A handled strategy's ``tell`` wants back what its ``ask`` returned: a ``TypeError`` that
+    says so when it gets the points (``candidates.x``) or a plain population instead."""
+    if not isinstance(population, Candidates):
+        raise TypeError(
+            f"a strategy with {handler} takes back what its ask returned (Candidates): evaluate "
+            "candidates.x and pass the candidates themselves to tell."
+        )
+
+
 def evaluation_points(population: PyTree | Candidates) -> PyTree:
     """The points to evaluate of what ``ask`` returned: ``population.x`` for ``Candidates``,
     else the population itself."""

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from cmajax.base import Candidates, Layout, PyTree, Strategy, layout_of
+from cmajax.base import Candidates, PyTree, Strategy, check_candidates, layout_of, per_layout
 from cmajax.bounds import Box, into_box, make_box
 
 Array = jax.Array
@@ -125,12 +125,7 @@ def penalized(strategy: Strategy, bounds: Sequence[Any]) -> Strategy:
       >>> fitness = jax.vmap(cmajax.functions.sphere)(asked.x)
       >>> state = jax.jit(es.tell)(state, asked, fitness)
     """
-    cache: dict[Layout, Box] = {}
-
-    def box_of(layout: Layout) -> Box:
-        if layout not in cache:
-            cache[layout] = make_box(bounds, layout)
-        return cache[layout]
+    box_of = per_layout(lambda layout: make_box(bounds, layout))
 
     def init(x0: PyTree, sigma0: Any = None) -> Any:
         layout, dtype = layout_of(x0)
@@ -153,11 +148,7 @@ def penalized(strategy: Strategy, bounds: Sequence[Any]) -> Strategy:
         return Candidates(x=state.layout.unravel(_clip(box_of(state.layout), flat)), sample=sample)
 
     def tell(state: Any, population: Candidates, fitness: Array) -> Any:
-        if not isinstance(population, Candidates):
-            raise TypeError(
-                "a strategy with bounds takes back what its ask returned (Candidates); evaluate "
-                "candidates.x and pass the candidates themselves to tell."
-            )
+        check_candidates(population, "bounds")
         box = box_of(state.layout)
         popsize = jnp.shape(fitness)[0]
         dtype = state.mean.dtype

@@ -29,7 +29,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax.base import Candidates, Layout, PyTree, Strategy, flat_like, layout_of
+from cmajax.base import (
+    Candidates,
+    Layout,
+    PyTree,
+    Strategy,
+    check_candidates,
+    flat_like,
+    layout_of,
+    per_layout,
+)
 
 Array = jax.Array
 
@@ -152,12 +161,7 @@ def bounded(strategy: Strategy, bounds: Sequence[Any]) -> Strategy:
       True
       >>> state = es.tell(state, asked, jax.vmap(cmajax.functions.sphere)(asked.x))
     """
-    cache: dict[Layout, Box] = {}
-
-    def box_of(layout: Layout) -> Box:
-        if layout not in cache:
-            cache[layout] = make_box(bounds, layout)
-        return cache[layout]
+    box_of = per_layout(lambda layout: make_box(bounds, layout))
 
     def init(x0: PyTree, sigma0: Any = None) -> Any:
         layout, dtype = layout_of(x0)
@@ -175,11 +179,7 @@ def bounded(strategy: Strategy, bounds: Sequence[Any]) -> Strategy:
         )
 
     def tell(state: Any, population: Candidates, fitness: Array) -> Any:
-        if not isinstance(population, Candidates):
-            raise TypeError(
-                "a strategy with bounds takes back what its ask returned (Candidates); evaluate "
-                "candidates.x and pass the candidates themselves to tell."
-            )
+        check_candidates(population, "bounds")
         told = strategy.tell(state, population.sample, fitness)
         improved = told.best_fitness < state.best_fitness
         best = transform(box_of(state.layout), told.best_x)

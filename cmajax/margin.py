@@ -25,7 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-from cmajax.base import Candidates, Layout, PyTree, Strategy, flat_like, layout_of
+from cmajax.base import (
+    Candidates,
+    Layout,
+    PyTree,
+    Strategy,
+    check_candidates,
+    flat_like,
+    layout_of,
+    per_layout,
+)
 from cmajax.bounds import Box, into_box, inverse_traced, make_box, transform
 
 Array = jax.Array
@@ -192,12 +201,7 @@ def with_margin(
     """
     if margin is not None and not 0 < margin < 0.5:
         raise ValueError(f"margin must be in (0, 0.5), got {margin}.")
-    grids: dict[Layout, Grid] = {}
-
-    def grid_of(layout: Layout) -> Grid:
-        if layout not in grids:
-            grids[layout] = make_grid(steps, bounds, layout)
-        return grids[layout]
+    grid_of = per_layout(lambda layout: make_grid(steps, bounds, layout))
 
     def init(x0: PyTree, sigma0: Any = None) -> Any:
         layout, dtype = layout_of(x0)
@@ -230,11 +234,7 @@ def with_margin(
         return Candidates(x=state.layout.unravel(points), sample=sample)
 
     def tell(state: Any, population: Candidates, fitness: Array) -> Any:
-        if not isinstance(population, Candidates):
-            raise TypeError(
-                "a strategy with steps takes back what its ask returned (Candidates); evaluate "
-                "candidates.x and pass the candidates themselves to tell."
-            )
+        check_candidates(population, "steps")
         told = strategy.tell(state, population.sample, fitness)
         grid = grid_of(state.layout)
         stds = strategy.diagnostics(told)["stds"]

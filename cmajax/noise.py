@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from cmajax.base import Candidates, PyTree, Strategy, evaluation_points
+from cmajax.base import Candidates, PyTree, Strategy, check_candidates, evaluation_points
 
 Array = jax.Array
 
@@ -184,11 +184,7 @@ def with_noise_handling(
         return Candidates(x=jax.tree.map(moved, points), sample=inner)
 
     def tell(state: Any, population: Candidates, fitness: Array) -> Any:
-        if not isinstance(population, Candidates):
-            raise TypeError(
-                "a strategy with noise handling takes back what its ask returned (Candidates): "
-                "evaluate candidates.x (λ + r points) and pass the candidates themselves."
-            )
+        check_candidates(population, "noise handling")
         fitness = jnp.asarray(fitness)
         total = fitness.shape[0] if fitness.ndim == 1 else -1
         lam = jax.tree_util.tree_leaves(evaluation_points(population.sample))[0].shape[0]

@@ -205,8 +205,13 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     z = jnp.matmul(state.A_inv, step, precision=HIGHEST)
     success = jnp.isfinite(f) & (f <= state.best_fitness)
 
+    # The first generation evaluates x0 itself (``ask``): it only sets the parent's f. With p̄
+    # held at its target, σ keeps its value, the step is 0, and so is the path's update.
+    first = state.generation == 0
+
     # Success rule (2006, eq. for p̄ and σ).
     rate = (1 - SUCCESS_SMOOTHING) * state.success_rate + SUCCESS_SMOOTHING * success
+    rate = jnp.where(first, state.success_rate, rate)
     damping = 1 + n / 2
     sigma = state.sigma * jnp.exp((rate - TARGET_SUCCESS) / (damping * (1 - TARGET_SUCCESS)))
 
@@ -229,7 +234,7 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     # One rank-one change of the factor serves all three cases (none: b = 0, α = 1).
     u = jnp.where(success, w, z)
     b = jnp.where(success, b_plus, jnp.where(worse, b_minus, 0.0))
-    scale = jnp.where(success, alpha, jnp.where(worse, 1 + c_minus, 1.0))
+    scale = jnp.where(success & ~first, alpha, jnp.where(worse, 1 + c_minus, 1.0))
     A, A_inv = _scaled_rank_one(state.A, state.A_inv, u, b, scale)
     ancestors = jnp.where(
         success, jnp.concatenate([f[None], state.ancestors[:-1]]), state.ancestors
@@ -242,16 +247,14 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
         lambda op: op[1],
         (A, state.axis_lengths),
     )
-    # The first generation evaluates x0 (``ask``): it only sets the parent's f.
-    first = state.generation == 0
     proposal = dict(
         mean=jnp.where(success, candidate, state.mean),
-        sigma=jnp.where(first, state.sigma, sigma),
-        A=jnp.where(first, state.A, A),
-        A_inv=jnp.where(first, state.A_inv, A_inv),
-        pc=jnp.where(success & ~first, pc, state.pc),
-        success_rate=jnp.where(first, state.success_rate, rate).astype(dtype),
-        stds=jnp.where(first, state.stds, stds),
+        sigma=sigma,
+        A=A,
+        A_inv=A_inv,
+        pc=jnp.where(success, pc, state.pc),
+        success_rate=rate.astype(dtype),
+        stds=stds,
         axis_lengths=axis_lengths,
     )
     # The stopping criteria see the candidate's f as the generation's best (pycma's histories of
