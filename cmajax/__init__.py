@@ -11,7 +11,7 @@ functions that can be ``jit``-compiled, ``vmap``-ped over many runs and ``lax.sc
 True
 """
 
-from cmajax import bounds, functions, transforms
+from cmajax import bounds, functions, sharding, transforms
 from cmajax.base import Candidates, Layout, Strategy, evaluation_points
 from cmajax.bookkeeping import RunState
 from cmajax.checkpoint import CheckpointError
@@ -58,6 +58,7 @@ __all__ = [
     "plot",
     "run",
     "sep_cma_es",
+    "sharding",
     "sep_cma_parameters",
     "stop_reasons",
     "transforms",

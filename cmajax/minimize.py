@@ -23,9 +23,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from cmajax import checkpoint as ckpt
-from cmajax import compilation
+from cmajax import compilation, sharding
 from cmajax import termination as term_lib
 from cmajax.base import (
     Layout,
@@ -310,6 +311,7 @@ def minimize(
     steps: Any = None,
     fixed: Any = None,
     noise_handling: bool = False,
+    mesh: Mesh | None = None,
 ) -> OptimizeResult:
     """Minimise ``fun`` from ``x0`` with step size ``sigma0``; pycma's ``fmin2`` in one call.
 
@@ -368,6 +370,12 @@ def minimize(
         pycma's ``NoiseHandler``) re-evaluates r = ⌊2.5 + λ/20⌋ candidates per generation and
         raises σ while their rank changes show that noise dominates. Use ``x_mean``, not ``x``,
         as the answer under noise. Not with ``restarts``.
+      mesh: a ``jax.sharding.Mesh``: each of its d devices evaluates λ/d of every generation's
+        candidates, and the strategy's update is computed on every device (``cmajax.sharding``);
+        a generation communicates the λ values only. The result equals the single-device run
+        to float tolerance. A λ that d does not divide is padded with copies of the last
+        candidate, whose values are discarded (choose λ a multiple of d via
+        ``options={"popsize": ...}`` to waste nothing). For JAX objectives only.
       callback: ``callback(result)`` after each chunk, with the result so far; raising
         ``KeyboardInterrupt`` there (as Ctrl-C does anywhere in the loop) ends the run with
         ``stop == {"interrupted"}`` and the best solution so far.
@@ -433,8 +441,15 @@ def minimize(
             bounds=reduced_bounds(bounds, red),
             steps=reduced_steps(steps, red),
             noise_handling=noise_handling,
+            mesh=mesh,
         )
         return expanded_result(result, red)
+    mesh = sharding.check_mesh(mesh)
+    if mesh is not None and host_function:
+        raise ValueError(
+            "mesh splits the evaluation of a JAX objective over devices; a host function runs "
+            "on the host, so drop mesh (or write the objective with jax.numpy)."
+        )
     strategy_kwargs, termination_kwargs = _split_options(options)
     if noise_handling:
         if restarts is not None:
@@ -470,6 +485,7 @@ def minimize(
         host_function=host_function,
         generations=math.ceil(chunk_generations / history_every) * history_every,
         every=history_every,
+        mesh=mesh,
     )
     budget = 1e5 if restarts is not None and max_evals is None else max_evals
     driver = _Driver(problem, seed, checkpoint, callback, ftarget, _Progress(progress, budget))
@@ -495,6 +511,7 @@ class _Problem:
     host_function: bool
     generations: int
     every: int
+    mesh: Mesh | None = None
     compile_seconds: float = 0.0
 
     def strategy(
@@ -519,7 +536,7 @@ class _Problem:
     def key(self, kind: str, popsize: int, *more: Any) -> tuple:
         """What a program depends on besides its arguments' shapes: never σ0 or x0's values."""
         options = tuple(sorted((k, ckpt.option_repr(v)) for k, v in self.strategy_kwargs.items()))
-        return (kind, self.method, options, popsize, *more)
+        return (kind, self.method, options, popsize, self.mesh, *more)
 
     def init(self, x0: PyTree, sigma0: float) -> tuple[Strategy, Any]:
         """The strategy and ``init(x0, sigma0)`` run as a kept compiled program.
@@ -562,7 +579,7 @@ class _Problem:
         None (not stored) for host functions, whose callbacks a stored program cannot carry,
         and for objectives with effects or closed-over values the fingerprint cannot read.
         """
-        if self.host_function:
+        if self.host_function or self.mesh is not None:  # a mesh's devices are this process's
             return None
         population = jax.tree.unflatten(
             layout.treedef,
@@ -590,7 +607,12 @@ class _Problem:
     def program(
         self, strategy: Strategy, carry: tuple, popsize_range: tuple[int, int] | None = None
     ) -> Callable:
-        """The compiled chunk program for the carry's shapes (seconds into compile_seconds)."""
+        """The compiled chunk program for the carry's shapes (seconds into compile_seconds).
+
+        With a mesh, the program takes and returns its carry replicated on the mesh's devices.
+        """
+        if self.mesh is not None:
+            carry = sharding.replicated(carry, self.mesh)
         state, _, fitness = carry
         start = time.perf_counter()
         # The program depends on the strategy's options and λ, not on σ0 or the termination
@@ -614,6 +636,8 @@ class _Problem:
                     batched,
                     evaluation_points(jax.eval_shape(strategy.ask, jax.random.key(0), state)),
                 )
+            if self.mesh is not None:
+                batched = sharding.split_evaluation(batched, self.mesh)
             return _chunk_program(
                 strategy,
                 batched,
@@ -627,7 +651,10 @@ class _Problem:
             key, build, carry, lambda: self.stored_as(key, state.layout, fitness.shape[0])
         )
         self.compile_seconds += time.perf_counter() - start
-        return program
+        if self.mesh is None:
+            return program
+        mesh = self.mesh
+        return lambda *carry: program(*sharding.replicated(carry, mesh))
 
 
 @dataclasses.dataclass

@@ -29,7 +29,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
+from cmajax import sharding
 from cmajax.base import PyTree, Strategy, check_sigma0, evaluation_points, layout_of
 from cmajax.cma_es import cma_es as _cma_es
 from cmajax.lm_ma_es import lm_ma_es as _lm_ma_es
@@ -79,16 +81,23 @@ def _check_params(params: PyTree, layout, name: str) -> None:
         )
 
 
-def _evaluate(value_fn: Callable, population: PyTree, popsize: int) -> Array:
-    """``vmap(value_fn)`` over the population, checking that it returns one scalar each."""
-    values = jax.vmap(value_fn)(population)
+def _evaluate(
+    value_fn: Callable, population: PyTree, popsize: int, mesh: Mesh | None = None
+) -> Array:
+    """``vmap(value_fn)`` over the population, checking that it returns one scalar each; with
+    a mesh, each device evaluates its share (``cmajax.sharding.split_evaluation``), checked
+    on the whole population first, since the split slices a leading axis."""
+    evaluate = jax.vmap(value_fn)
+    values = evaluate(population) if mesh is None else jax.eval_shape(evaluate, population)
     shape = tuple(jnp.shape(values))
     if shape != (popsize,):
         raise ValueError(
             f"value_fn must return a scalar for one params pytree, but it returned shape "
             f"{shape[1:]}; reduce it, e.g. `jnp.mean(per_example_losses)`."
         )
-    return values
+    if mesh is None:
+        return values
+    return sharding.split_evaluation(evaluate, mesh)(population)
 
 
 def _new_key(seed: int | Array) -> Array:
@@ -98,15 +107,21 @@ def _new_key(seed: int | Array) -> Array:
 
 
 def from_strategy(
-    strategy: Strategy, seed: int | Array = 0
+    strategy: Strategy, seed: int | Array = 0, *, mesh: Mesh | None = None
 ) -> optax.GradientTransformationExtraArgs:
     """Wrap any cmajax ``Strategy`` as an optax transform (see the module docstring).
 
     Args:
       strategy: e.g. ``cmajax.cma_es(0.1)``.
       seed: an int seed or a PRNG key; the transform state keeps the key.
+      mesh: a ``jax.sharding.Mesh``: each of its d devices evaluates λ/d of the candidates
+        (their minibatch losses), the λ values are gathered, and the update is computed on
+        every device (``cmajax.sharding``). λ not divisible by d is padded with copies of the
+        last candidate (wasted evaluations, not counted). The updates equal the
+        single-device ones to float tolerance.
     """
     name = "cmajax.transforms"
+    mesh = sharding.check_mesh(mesh)
 
     def init_fn(params: PyTree) -> EvolutionState:
         return EvolutionState(strategy.init(params), _new_key(seed))
@@ -127,7 +142,7 @@ def from_strategy(
         population = strategy.ask(sub, inner)
         points = evaluation_points(population)
         popsize = jax.tree.leaves(points)[0].shape[0]
-        fitness = _evaluate(value_fn, points, popsize)
+        fitness = _evaluate(value_fn, points, popsize, mesh)
         inner = strategy.tell(inner, population, fitness)
         mean = inner.layout.unravel(inner.mean)
         step = jax.tree.map(lambda new, old: (new - old).astype(jnp.result_type(old)), mean, params)
@@ -136,19 +151,40 @@ def from_strategy(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def cma_es(sigma0: float, popsize: int | None = None, *, seed: int | Array = 0, **options: Any):
+def cma_es(
+    sigma0: float,
+    popsize: int | None = None,
+    *,
+    seed: int | Array = 0,
+    mesh: Mesh | None = None,
+    **options: Any,
+):
     """Full CMA-ES (``cmajax.cma_es``) as an optax transform; ``options`` go to ``cma_es``."""
-    return from_strategy(_cma_es(sigma0, popsize, **options), seed)
+    return from_strategy(_cma_es(sigma0, popsize, **options), seed, mesh=mesh)
 
 
-def sep_cma_es(sigma0: float, popsize: int | None = None, *, seed: int | Array = 0, **options: Any):
+def sep_cma_es(
+    sigma0: float,
+    popsize: int | None = None,
+    *,
+    seed: int | Array = 0,
+    mesh: Mesh | None = None,
+    **options: Any,
+):
     """Separable CMA-ES (``cmajax.sep_cma_es``) as an optax transform."""
-    return from_strategy(_sep_cma_es(sigma0, popsize, **options), seed)
+    return from_strategy(_sep_cma_es(sigma0, popsize, **options), seed, mesh=mesh)
 
 
-def lm_ma_es(sigma0: float, popsize: int | None = None, *, seed: int | Array = 0, **options: Any):
+def lm_ma_es(
+    sigma0: float,
+    popsize: int | None = None,
+    *,
+    seed: int | Array = 0,
+    mesh: Mesh | None = None,
+    **options: Any,
+):
     """LM-MA-ES (``cmajax.lm_ma_es``) as an optax transform."""
-    return from_strategy(_lm_ma_es(sigma0, popsize, **options), seed)
+    return from_strategy(_lm_ma_es(sigma0, popsize, **options), seed, mesh=mesh)
 
 
 def _find(state: Any, kind: type) -> Any:
@@ -188,6 +224,7 @@ def search_gradient(
     popsize: int,
     *,
     seed: int | Array = 0,
+    mesh: Mesh | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """A search-gradient estimate of ``value_fn`` at ``params``, to chain with an optimizer.
 
@@ -202,8 +239,11 @@ def search_gradient(
       sigma: perturbation scale σ > 0, in the units of the params.
       popsize: number of evaluations per update, even, ≥ 2.
       seed: an int seed or a PRNG key.
+      mesh: a ``jax.sharding.Mesh``: each device evaluates popsize/d of the perturbed params
+        (``cmajax.sharding.split_evaluation``), as in ``from_strategy``.
     """
     check_sigma0(sigma)
+    mesh = sharding.check_mesh(mesh)
     if not isinstance(popsize, int) or isinstance(popsize, bool) or popsize < 2 or popsize % 2:
         raise ValueError(f"popsize must be an even int >= 2 (antithetic pairs), got {popsize!r}.")
     half = popsize // 2
@@ -230,7 +270,7 @@ def search_gradient(
         flat = layout.ravel(params).astype(dtype)
         eps = jax.random.normal(sub, (half, flat.shape[0]), dtype)
         candidates = jnp.concatenate([flat + sigma * eps, flat - sigma * eps])
-        values = _evaluate(value_fn, layout.unravel(candidates), popsize)
+        values = _evaluate(value_fn, layout.unravel(candidates), popsize, mesh)
         ranks = jnp.argsort(jnp.argsort(jnp.where(jnp.isnan(values), jnp.inf, values)))
         utility = ranks.astype(dtype) / (popsize - 1) - 0.5
         weights = utility[:half] - utility[half:]

@@ -21,8 +21,10 @@ with LAPACK (scipy's OpenBLAS under jaxlib), whose spinning worker threads made 
 factorization 10-50× slower while another process held a core (measured on 2 cores: 144 ms
 instead of 16 ms per generation at n = 760). sep-CMA-ES and LM-MA-ES do not depend on it.
 
-Run: python examples/neuroevolution.py [--generations 1000] [--quick] [--out PNG]
-(default PNG: docs/neuroevolution.png)
+Run: python examples/neuroevolution.py [--generations 1000] [--quick] [--mesh] [--out PNG]
+(default PNG: docs/neuroevolution.png). ``--mesh`` splits each population of 100 networks over
+all local devices (8 GPUs: 13 each, the last device's share padded with copies; see
+docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -188,14 +190,22 @@ def generation_keys(key: jax.Array, generation: jax.Array) -> tuple[jax.Array, j
     return batch_key, sample_key
 
 
-def cmajax_step(strategy: cmajax.Strategy) -> Step:
-    """One generation of a cmajax strategy: minibatch, ask, evaluate, tell."""
+def cmajax_step(strategy: cmajax.Strategy, mesh: jax.sharding.Mesh | None = None) -> Step:
+    """One generation of a cmajax strategy: minibatch, ask, evaluate, tell.
+
+    With a ``mesh``, each device scores its share of the λ networks on the minibatch and the
+    λ losses are gathered (``cmajax.sharding.split_evaluation``); the update runs on every
+    device.
+    """
+    evaluate = population_loss
+    if mesh is not None:
+        evaluate = cmajax.sharding.split_evaluation(population_loss, mesh)
 
     def step(state: Any, key: jax.Array, data: Data, batch_size: int) -> Any:
         batch_key, sample_key = key
         x, y = minibatch(batch_key, data, batch_size)
         population = strategy.ask(sample_key, state)
-        return strategy.tell(state, population, population_loss(population, x, y))
+        return strategy.tell(state, population, evaluate(population, x, y))
 
     return step
 
@@ -246,18 +256,22 @@ def train(
     record_every: int = RECORD_EVERY,
     batch_size: int = BATCH_SIZE,
     params0: Any = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[History, Any, float]:
     """Train an MLP of ``sizes`` with ``strategy``; return (history, final state, compile s).
 
     Each chunk of ``record_every`` generations is one compiled ``lax.scan``; the wall time
     covers only those chunks (compiled ahead of time), not the evaluation of the mean between
-    them. ``params0`` defaults to ``init_params`` with a key split off ``key``.
+    them. ``params0`` defaults to ``init_params`` with a key split off ``key``. ``mesh``
+    splits every population's evaluation over its devices (``cmajax_step``).
     """
     init_key, run_key = jax.random.split(key)
     if params0 is None:
         params0 = init_params(init_key, sizes)
     state = strategy.init(params0)
-    run = scanned(cmajax_step(strategy), lambda s: s.mean, record_every, batch_size)
+    if mesh is not None:  # the state lives on every device; each evaluates λ/d networks
+        state, data = cmajax.sharding.replicated((state, data), mesh)
+    run = scanned(cmajax_step(strategy, mesh), lambda s: s.mean, record_every, batch_size)
     first = jnp.asarray(0, jnp.int32)
     start = time.perf_counter()
     compiled = jax.jit(run, static_argnums=4).lower(state, run_key, first, data, 1).compile()
@@ -436,6 +450,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--record-every", type=int, default=RECORD_EVERY)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--mesh",
+        action="store_true",
+        help="split each population's evaluation over all local devices (jax.local_devices())",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path(__file__).resolve().parent.parent / "docs" / "neuroevolution.png",
@@ -456,6 +475,11 @@ def main(argv: list[str] | None = None) -> None:
     """Train every variant, print the summary, write the PNG and the JSON."""
     args = parse_args(argv)
     data = load_data()
+    mesh = None
+    if args.mesh:
+        devices = jax.local_devices()
+        mesh = jax.make_mesh((len(devices),), ("devices",), devices=devices)
+        print(f"population split over {len(devices)} device(s): {devices[0].device_kind}")
     results: dict[str, dict[str, Any]] = {}
     for variant in variants(args.generations, args.full_generations):
         sigma0 = sigma0_for(variant.sizes)
@@ -466,6 +490,7 @@ def main(argv: list[str] | None = None) -> None:
             sizes=variant.sizes,
             generations=variant.generations,
             record_every=args.record_every,
+            mesh=mesh,
         )
         results[variant.label] = {
             "sizes": list(variant.sizes),

@@ -83,3 +83,15 @@ def dtype(request):
 def run_jit():
     """``cmajax.run`` jitted once for the session (strategy, objective, length static)."""
     return RUN
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
+def pytest_collection_modifyitems(items):
+    """Start the multi-device workers of tests/test_mesh.py as soon as one of their tests is
+    selected, so that they run alongside the rest of the suite (``mesh_worker.start``)."""
+    import mesh_worker
+
+    for item in items:
+        for mode in ("simulated", "distributed"):
+            if f"{mode}_run" in getattr(item, "fixturenames", ()):
+                mesh_worker.start(mode)

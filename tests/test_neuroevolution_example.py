@@ -102,3 +102,18 @@ def test_chunked_run_equals_one_program(data):
     np.testing.assert_allclose(first_mean[0], means[0], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(second_mean[0], means[1], rtol=1e-6, atol=1e-7)
     assert not np.allclose(means[0], means[1])  # the run moved between the records
+
+
+def test_mesh_flag_trains_the_same_networks(data):
+    """``--mesh`` (here over this process's one device) takes the split-evaluation path of
+    ``cmajax_step`` and trains exactly the networks the plain loop trains: the split of the
+    100 candidates changes where they are scored, not their losses. The 8-device split is
+    checked against one device in tests/test_mesh.py."""
+    devices = jax.local_devices()
+    mesh = jax.make_mesh((len(devices),), ("devices",), devices=devices)
+    strategy = cmajax.sep_cma_es(0.05, 12)
+    kwargs = dict(sizes=(64, 10, 10), generations=4, record_every=2, batch_size=64)
+    plain, plain_state, _ = ne.train(strategy, data, jax.random.key(3), **kwargs)
+    split, split_state, _ = ne.train(strategy, data, jax.random.key(3), mesh=mesh, **kwargs)
+    np.testing.assert_array_equal(np.asarray(split_state.mean), np.asarray(plain_state.mean))
+    assert split.train_loss == plain.train_loss and split.train_loss[-1] < split.train_loss[0]
