@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,11 +45,10 @@ def start(mode: str) -> None:
         port = str(_free_port())
         commands = [[sys.executable, script, "distributed", str(i), port, out] for i in (0, 1)]
     # At the lowest priority: they use the cycles the suite leaves idle (much of it compiles
-    # on one core) instead of slowing it down.
-    nice = (lambda: os.nice(19)) if hasattr(os, "nice") else None
-    processes = [
-        subprocess.Popen(c, stdout=log, stderr=subprocess.STDOUT, preexec_fn=nice) for c in commands
-    ]
+    # on one core) instead of slowing it down. `nice` the command, not a preexec_fn, which
+    # would run Python in a fork of this multithreaded (JAX) process.
+    nice = ["nice", "-n", "19"] if shutil.which("nice") else []
+    processes = [subprocess.Popen(nice + c, stdout=log, stderr=subprocess.STDOUT) for c in commands]
     _running[mode] = (processes, out, log_path)
 
 
