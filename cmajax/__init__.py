@@ -11,14 +11,23 @@ functions that can be ``jit``-compiled, ``vmap``-ped over many runs and ``lax.sc
 True
 """
 
-from cmajax import bounds, functions, sharding, transforms
+from cmajax import bounds, functions, hypervolume, sharding, transforms
 from cmajax.base import Candidates, Layout, Strategy, evaluation_points
 from cmajax.bookkeeping import RunState
 from cmajax.checkpoint import CheckpointError
 from cmajax.cma_es import CMAState, cma_es
+from cmajax.como_cma_es import COMOState, como_cma_es
 from cmajax.compilation import enable_compilation_cache
 from cmajax.lm_ma_es import LMMAState, lm_ma_es
 from cmajax.minimize import OptimizeResult, minimize
+from cmajax.mo_cma_es import MOState, mo_cma_es
+from cmajax.multiobjective import (
+    BatchedMultiobjectiveResult,
+    MultiobjectiveResult,
+    batched_multiobjective,
+    minimize_multiobjective,
+)
+from cmajax.multiobjective_base import MultiobjectiveStrategy
 from cmajax.one_plus_one import OnePlusOneState, one_plus_one_cma_es
 from cmajax.parameters import CMAParameters, cma_parameters, sep_cma_parameters
 from cmajax.plotting import plot
@@ -28,12 +37,17 @@ from cmajax.sep_cma_es import SepCMAState, sep_cma_es
 from cmajax.termination import StopFlags, TerminationOptions, stop_reasons
 
 __all__ = [
+    "BatchedMultiobjectiveResult",
     "CMAParameters",
+    "COMOState",
     "CMAState",
     "Candidates",
     "CheckpointError",
     "LMMAState",
     "Layout",
+    "MOState",
+    "MultiobjectiveResult",
+    "MultiobjectiveStrategy",
     "OnePlusOneState",
     "OptimizeResult",
     "RestartResult",
@@ -43,17 +57,22 @@ __all__ = [
     "StopFlags",
     "Strategy",
     "TerminationOptions",
+    "batched_multiobjective",
     "batched_restarts",
     "bipop",
     "bounds",
     "cma_es",
+    "como_cma_es",
     "cma_parameters",
     "enable_compilation_cache",
     "evaluation_points",
     "functions",
+    "hypervolume",
     "ipop",
     "lm_ma_es",
     "minimize",
+    "minimize_multiobjective",
+    "mo_cma_es",
     "one_plus_one_cma_es",
     "plot",
     "run",

@@ -183,7 +183,7 @@ def one_plus_one_cma_es(
     return with_handling(strategy, bounds, steps, noise_handling, bounds_handling)
 
 
-def _scaled_rank_one(
+def scaled_rank_one(
     A: Array, A_inv: Array, u: Array, b: Array, alpha: Array
 ) -> tuple[Array, Array]:
     """√α A (I + b u uᵀ) and its inverse (1/√α)(I − b/(1 + b‖u‖²) u uᵀ) A⁻¹ (Sherman-Morrison)."""
@@ -235,7 +235,7 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     u = jnp.where(success, w, z)
     b = jnp.where(success, b_plus, jnp.where(worse, b_minus, 0.0))
     scale = jnp.where(success & ~first, alpha, jnp.where(worse, 1 + c_minus, 1.0))
-    A, A_inv = _scaled_rank_one(state.A, state.A_inv, u, b, scale)
+    A, A_inv = scaled_rank_one(state.A, state.A_inv, u, b, scale)
     ancestors = jnp.where(
         success, jnp.concatenate([f[None], state.ancestors[:-1]]), state.ancestors
     )

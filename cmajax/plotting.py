@@ -31,9 +31,15 @@ def plot(result_or_history: Any, path: str | os.PathLike | None = None):
     each run after the first, labelled with its λ and regime.
 
     ``path`` saves the figure (e.g. a PNG). Works headless (use the Agg backend there).
+
+    A ``minimize_multiobjective`` result gets two panels instead: the front found (the
+    objective values of its Pareto set, with the reference point) and the hypervolume over
+    evaluations (with the number of points on the front).
     """
     import matplotlib.pyplot as plt
 
+    if hasattr(result_or_history, "reference_point"):
+        return _plot_front(result_or_history, path)
     h = _history(result_or_history)
     evals = h["evaluations"]
     fbest = np.min(h["best_fitness"])
@@ -87,3 +93,32 @@ def _mark_restarts(ax, history: dict[str, np.ndarray]) -> None:
             ha="right",
             color="0.3",
         )
+
+
+def _plot_front(result: Any, path: str | os.PathLike | None):
+    """The two panels of a multi-objective result: its front and its hypervolume history."""
+    import matplotlib.pyplot as plt
+
+    h = result.history
+    if len(h["hypervolume"]) == 0:
+        raise ValueError("the history is empty: the run recorded no generation.")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    f, ref = np.asarray(result.fun), np.asarray(result.reference_point)
+    left.plot(f[:, 0], f[:, 1], "o", ms=4, label=f"front found ({len(f)} points)")
+    left.plot(*ref[:2], "k+", ms=10, label="reference point")
+    left.set_xlabel("objective 1")
+    left.set_ylabel("objective 2")
+    left.set_title("Pareto front" + (" (first two objectives)" if f.shape[1] > 2 else ""))
+    left.legend(loc="best", fontsize="small")
+    right.plot(h["evaluations"], h["hypervolume"], label="hypervolume")
+    right.set_xlabel("evaluations")
+    right.set_title(f"hypervolume (final {result.hypervolume:.6g})")
+    twin = right.twinx()
+    twin.plot(h["evaluations"], h["front_size"], color="gray", alpha=0.6, label="points")
+    twin.set_ylabel("non-dominated points")
+    for a in (left, right):
+        a.grid(True, alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig

@@ -21,6 +21,7 @@ from cmajax.hypervolume import (
     hypervolume,
     hypervolume_contributions,
     nondominated_ranks,
+    uncrowded_hypervolume_improvement,
 )
 
 ROWS = 40  # buffer size: every random front is padded to it with invalid rows
@@ -248,3 +249,33 @@ def test_errors(f, ref, valid, message):
     elif "ref" not in message:
         with pytest.raises(ValueError, match=message):
             RANKS(f, valid)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_uncrowded_improvement_matches_moarchiving(seed):
+    """UHVI against moarchiving's ``hypervolume_improvement`` (which is the uncrowded one:
+    minus the distance to the front for points that add nothing) on random fronts with
+    copies of front points, dominated points and points outside the reference box, float64,
+    1e-12 relative (moarchiving returns exact fractions for improvements)."""
+    from moarchiving import BiobjectiveNondominatedSortedList
+
+    rng = np.random.default_rng(seed)
+    ref = np.array([1.5, 1.6])
+    with jax.enable_x64(True):
+        for p in (0, 1, 5, 12):
+            front = rng.random((p, 2)) * 2
+            points = rng.random((9, 2)) * 2.2 - 0.1
+            if p:
+                points[0] = front[0]
+            archive = BiobjectiveNondominatedSortedList(front.tolist(), ref.tolist())
+            want = np.array([float(archive.hypervolume_improvement(list(q))) for q in points])
+            got = np.asarray(
+                jax.jit(uncrowded_hypervolume_improvement)(
+                    jnp.asarray(points), jnp.asarray(front).reshape(-1, 2), jnp.asarray(ref)
+                )
+            )
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+            bad = jax.jit(uncrowded_hypervolume_improvement)(
+                jnp.array([[jnp.nan, 0.0]]), jnp.asarray(front).reshape(-1, 2), jnp.asarray(ref)
+            )
+            assert float(bad[0]) == -np.inf

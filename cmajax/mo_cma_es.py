@@ -1,0 +1,366 @@
+"""MO-CMA-ES: μ (1+1)-CMA-ES kernels selected together by Pareto rank and hypervolume.
+
+The generational (μ+μ)-MO-CMA-ES of Igel, Hansen & Roth, "Covariance Matrix Adaptation for
+Multi-objective Optimization", Evolutionary Computation 15(1), 2007, with the step-size rule of
+Voß, Hansen & Igel, "Improved Step Size Adaptation for the MO-CMA-ES", GECCO 2010.
+
+Each of the μ parents is a (1+1)-CMA-ES state (a point, its step size σ, a factor A of its
+covariance C = AAᵀ, an evolution path and a smoothed success rate) and makes one offspring
+x' = x + σ A z per generation. Parents and offspring, 2μ points, are then ranked by non-dominated
+sorting (``cmajax.hypervolume.nondominated_ranks``); whole fronts are kept while they fit, and
+from the first front that does not fit the point with the smallest exclusive hypervolume
+contribution is dropped, one at a time, the contributions recomputed after each drop (2007,
+section 3.1, the "s-metric" selection of Emmerich, Beume & Naujoks 2005). The front's extreme
+points (the best in some objective, one per objective) are always kept, and its contributions
+are measured to the front's own nadir plus a margin (``REFERENCE_MARGIN``). The reference point
+marks the region of interest, as it does for COMO-CMA-ES's uncrowded hypervolume improvement:
+in the critical front, points outside its box are dropped first (the furthest first), and only
+points inside it count as extremes. Without it a front that reaches far beyond the box (two
+multimodal objectives, say) spreads its μ points where the hypervolume does not look (on
+COCO's bbob-biobj f46, Rastrigin × Rastrigin: ΔHV 0.15 → 0.09 at 10⁴·n evaluations, 5-D,
+3 seeds).
+
+Success (2010): an offspring is successful when it is selected. Parent and offspring both
+update their success rate p̄ ← (1 − c_p) p̄ + c_p·[success] and their step size
+σ ← σ exp((p̄ − p_t)/(d (1 − p_t))); the offspring also updates its evolution path and
+covariance from its step, with the (1+1)-CMA-ES's Cholesky rank-one update and its threshold
+p_thresh (2007, Table 1 and procedures updateStepSize/updateCovariance). The constants for
+λ = 1 offspring per parent are those of ``one_plus_one_cma_es``: p_t = 2/11, c_p = 1/12,
+d = 1 + n/2, c_c = 2/(n + 2), c_cov = 2/(n² + 6), p_thresh = 0.44.
+
+The first generation's parents are not evaluated: they stand at ``x0`` with +inf values, so all
+μ offspring are selected; a run costs μ evaluations per generation from the first on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cmajax import hypervolume as hv
+from cmajax.base import PyTree, check_sigma0, layout_of
+from cmajax.bookkeeping import register
+from cmajax.multiobjective_base import (
+    REFERENCE_MARGIN,
+    MultiobjectiveStrategy,
+    check_reference_point,
+    check_values,
+    initial_reference,
+)
+from cmajax.one_plus_one import (
+    SUCCESS_SMOOTHING,
+    SUCCESS_THRESHOLD,
+    TARGET_SUCCESS,
+    scaled_rank_one,
+)
+from cmajax.sampling import standard_normal
+
+Array = jax.Array
+HIGHEST = jax.lax.Precision.HIGHEST
+# Default parents of the first generation: the population then doubles up to μ.
+INITIAL_POPULATION = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class MOState:
+    """State of one MO-CMA-ES run: μ (1+1)-CMA-ES parents.
+
+    Attributes:
+      x: (μ, n) the parents, flat.
+      f: (μ, m) their objective values (+inf before the first generation).
+      sigma: (μ,) step sizes.
+      A: (μ, n, n) factors of the covariances, C = AAᵀ.
+      A_inv: (μ, n, n) their inverses.
+      pc: (μ, n) evolution paths.
+      success_rate: (μ,) smoothed success rates p̄.
+      reference_point: (m,) the reference point: of the reported hypervolume and of the region
+        selection prefers.
+      reference_set: whether it is known yet (else the first generation sets it).
+      active: the parents of this generation, the first rows (it grows to μ, see
+        ``mo_cma_es``'s ``initial_population``).
+      generation: completed generations.
+      evaluations: counted evaluations.
+      layout: the solutions' params-pytree layout (static).
+    """
+
+    x: Array
+    f: Array
+    sigma: Array
+    A: Array
+    A_inv: Array
+    pc: Array
+    success_rate: Array
+    reference_point: Array
+    reference_set: Array
+    active: Array
+    generation: Array
+    evaluations: Array
+    layout: Any
+
+    @property
+    def members(self) -> Array:
+        """(μ,) which rows hold a parent: the first ``active``."""
+        return jnp.arange(self.sigma.shape[-1]) < jnp.expand_dims(self.active, -1)
+
+    @property
+    def stopped(self) -> Array:
+        """Whether the run cannot go on: every step size is 0 or not finite."""
+        alive = self.members & jnp.isfinite(self.sigma) & (self.sigma > 0)
+        return ~jnp.any(alive)
+
+    def replace(self, **changes: Any) -> MOState:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+register(MOState)
+
+
+def mo_cma_es(
+    sigma0: float,
+    population_size: int = 100,
+    *,
+    initial_population: int | None = None,
+    growth_interval: int | None = None,
+    n_objectives: int = 2,
+    reference_point: Any = None,
+) -> MultiobjectiveStrategy:
+    """The generational (μ+μ)-MO-CMA-ES (Igel, Hansen & Roth 2007) with the success rule of
+    Voß, Hansen & Igel (2010), for 2 or 3 objectives. See the module docstring.
+
+    Args:
+      sigma0: initial step size of every parent, > 0.
+      population_size: μ, parents and offspring per generation once grown; ≥ 2.
+      initial_population: μ₀, the parents of the first generation; default min(10, μ)
+        (``initial_population=population_size``: no growth, Igel et al.'s algorithm).
+        The population then doubles every ``growth_interval`` generations until it reaches
+        μ: in a growth generation all parents and offspring survive (when they fit), so the
+        new parents are the old ones and their offspring. A small population approaches the
+        front fast, a large one covers it finely; growing gets both (see docs/multiobjective.md).
+      growth_interval: generations between doublings; default 30·n.
+      n_objectives: m, 2 or 3.
+      reference_point: (m,) point the hypervolume is measured to, and the corner of the region
+        of interest that selection prefers (module docstring); default fixed after the first
+        generation (``initial_reference``).
+
+    Returns:
+      A ``MultiobjectiveStrategy``: ``ask`` returns μ offspring, ``tell`` takes their (μ, m)
+      objective values.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, cmajax
+      >>> es = cmajax.mo_cma_es(0.5, population_size=8)
+      >>> state = es.init(jnp.full(3, 0.5))
+      >>> f = lambda x: jnp.stack([x @ x, (x - jnp.eye(3)[0]) @ (x - jnp.eye(3)[0])])
+      >>> pop = es.ask(jax.random.key(0), state)
+      >>> state = es.tell(state, pop, jax.vmap(f)(pop))
+      >>> state.f.shape
+      (8, 2)
+    """
+    check_sigma0(sigma0)
+    if not isinstance(population_size, int | np.integer) or population_size < 2:
+        raise ValueError(
+            f"population_size must be an int >= 2, got {population_size!r}; MO-CMA-ES keeps μ "
+            "points of the front (about 10 to 100)."
+        )
+    if n_objectives not in (2, 3):
+        raise ValueError(
+            f"n_objectives must be 2 or 3 (the exact hypervolume is implemented for these), got "
+            f"{n_objectives!r}."
+        )
+    mu = int(population_size)
+    mu0 = min(INITIAL_POPULATION, mu) if initial_population is None else initial_population
+    if not isinstance(mu0, int | np.integer) or not 2 <= mu0 <= mu:
+        raise ValueError(
+            f"initial_population must be an int in [2, population_size = {mu}], got {mu0!r}."
+        )
+    if growth_interval is not None and (
+        not isinstance(growth_interval, int | np.integer) or growth_interval < 1
+    ):
+        raise ValueError(f"growth_interval must be an int >= 1, got {growth_interval!r}.")
+    fixed_reference = check_reference_point(reference_point, n_objectives)
+    default_sigma0 = sigma0
+
+    def init(x0: PyTree, sigma0: Any = None) -> MOState:
+        """μ parents at ``x0`` (any pytree of float arrays) with step size σ0 and C = I."""
+        s0 = default_sigma0 if sigma0 is None else sigma0
+        check_sigma0(s0)
+        layout, dtype = layout_of(x0)
+        n = layout.size
+        mean = layout.ravel(x0).astype(dtype)
+        eye = jnp.broadcast_to(jnp.eye(n, dtype=dtype), (mu, n, n))
+        reference = (
+            jnp.zeros(n_objectives, dtype)
+            if fixed_reference is None
+            else jnp.asarray(fixed_reference, dtype)
+        )
+        return MOState(
+            x=jnp.broadcast_to(mean, (mu, n)),
+            f=jnp.full((mu, n_objectives), jnp.inf, dtype),
+            sigma=jnp.full((mu,), s0, dtype),
+            A=eye,
+            A_inv=eye,
+            pc=jnp.zeros((mu, n), dtype),
+            success_rate=jnp.full((mu,), TARGET_SUCCESS, dtype),
+            reference_point=reference,
+            reference_set=jnp.asarray(fixed_reference is not None),
+            active=jnp.asarray(mu0, jnp.int32),
+            generation=jnp.zeros((), jnp.int32),
+            evaluations=jnp.zeros((), jnp.int32),
+            layout=layout,
+        )
+
+    def ask(key: Array, state: MOState) -> PyTree:
+        """One offspring per parent, x' = x + σ A z, z ~ N(0, I)."""
+        n = state.x.shape[1]
+        z = standard_normal(key, mu, n, state.x.dtype)
+        y = jnp.einsum("knm,km->kn", state.A, z, precision=HIGHEST)
+        return state.layout.unravel(state.x + state.sigma[:, None] * y)
+
+    def evaluated(state: MOState) -> Array:
+        """The offspring of the ``active`` parents count."""
+        return state.members
+
+    def tell(state: MOState, population: PyTree, values: Array) -> MOState:
+        """Select μ of parents and offspring; adapt step sizes and the offspring's
+        covariances."""
+        values = check_values(values, mu, n_objectives, state.f.dtype)
+        offspring = state.layout.ravel_population(population, mu).astype(state.x.dtype)
+        n = state.x.shape[1]
+        members = state.members
+        interval = 30 * n if growth_interval is None else growth_interval
+        grow = (state.generation + 1) % interval == 0
+        survivors = jnp.minimum(jnp.where(grow, 2 * state.active, state.active), mu)
+        valid = jnp.concatenate([members, members])
+        selected = select(
+            jnp.concatenate([state.f, values]),
+            survivors,
+            valid,
+            jnp.where(state.reference_set, state.reference_point, jnp.inf),
+        )
+        success = selected[mu:]
+
+        rate = (1 - SUCCESS_SMOOTHING) * state.success_rate + SUCCESS_SMOOTHING * success
+        damping = 1 + n / 2
+        sigma = state.sigma * jnp.exp((rate - TARGET_SUCCESS) / (damping * (1 - TARGET_SUCCESS)))
+        step = (offspring - state.x) / state.sigma[:, None]
+        A, A_inv, pc = jax.vmap(_covariance_update)(state.A, state.A_inv, state.pc, step, rate)
+
+        def pick(parents: Array, children: Array) -> Array:
+            both = jnp.concatenate([parents, children])
+            return both[order]
+
+        order = jnp.argsort(~selected, stable=True)[:mu]
+        reference = jnp.where(
+            state.reference_set,
+            state.reference_point,
+            initial_reference(values, members).astype(values.dtype),
+        )
+        return state.replace(
+            x=pick(state.x, offspring),
+            f=pick(state.f, values),
+            sigma=pick(sigma, sigma),
+            A=pick(state.A, A),
+            A_inv=pick(state.A_inv, A_inv),
+            pc=pick(state.pc, pc),
+            success_rate=pick(rate, rate),
+            reference_point=reference,
+            reference_set=state.reference_set | jnp.all(jnp.isfinite(reference)),
+            active=survivors.astype(jnp.int32),
+            generation=state.generation + 1,
+            evaluations=state.evaluations + state.active,
+        )
+
+    return MultiobjectiveStrategy(
+        init=init,
+        ask=ask,
+        tell=tell,
+        evaluated=evaluated,
+        n_objectives=n_objectives,
+        size=mu,
+    )
+
+
+def _covariance_update(
+    A: Array, A_inv: Array, pc: Array, step: Array, rate: Array
+) -> tuple[Array, Array, Array]:
+    """The offspring's path and covariance after its step A z (Igel et al. 2007,
+    updateCovariance): above the success threshold the path only fades and C keeps its
+    size through the c_c(2 − c_c) term, so a fast-growing σ does not stretch C."""
+    n = step.shape[0]
+    cc, ccov = 2.0 / (n + 2), 2.0 / (n**2 + 6)
+    slow = rate < SUCCESS_THRESHOLD
+    pc = (1 - cc) * pc + jnp.where(slow, jnp.sqrt(cc * (2 - cc)), 0.0) * step
+    alpha = jnp.where(slow, 1 - ccov, 1 - ccov + ccov * cc * (2 - cc))
+    w = jnp.matmul(A_inv, pc, precision=HIGHEST)
+    w_sq = jnp.maximum(jnp.dot(w, w), jnp.finfo(A.dtype).tiny)
+    b = (jnp.sqrt(1 + ccov / alpha * w_sq) - 1) / w_sq
+    A, A_inv = scaled_rank_one(A, A_inv, w, b, alpha)
+    return A, A_inv, pc
+
+
+def select(f: Array, mu: Any, valid: Array | None = None, reference: Array | None = None) -> Array:
+    """Which μ of the rows of ``f`` survive: by non-dominated rank, then, in the first front
+    that does not fit whole, by dropping the least hypervolume contributor one at a time.
+
+    Args:
+      f: (p, m) objective values (non-finite rows rank last).
+      mu: how many to keep (may be traced), at most the number of valid rows.
+      valid: optional (p,) booleans; invalid rows are never selected.
+      reference: optional (m,) reference point (+inf: none): within the critical front, points
+        that do not dominate it go first, the furthest from its box first, and only points
+        inside the box are protected as extremes, so the population gathers where the
+        hypervolume is measured.
+
+    Returns:
+      (p,) booleans, exactly μ true.
+    """
+    ranks = hv.nondominated_ranks(f, valid)
+    below = jnp.sum(ranks[None, :] < ranks[:, None], axis=1)
+    upto = jnp.sum(ranks[None, :] <= ranks[:, None], axis=1)
+    keep = upto <= mu
+    critical = (below < mu) & (upto > mu)
+    surplus = jnp.max(jnp.where(critical, upto, mu)) - mu
+
+    if reference is None:
+        reference = jnp.full(f.shape[1], jnp.inf, f.dtype)
+
+    def drop(carry):
+        members, dropped = carry
+        contributions = _protected_contributions(f, members, reference)
+        worst = jnp.argmin(jnp.where(members, contributions, jnp.inf))
+        return members.at[worst].set(False), dropped + 1
+
+    members, _ = jax.lax.while_loop(
+        lambda carry: carry[1] < surplus, drop, (critical, jnp.zeros((), surplus.dtype))
+    )
+    return keep | members
+
+
+def _protected_contributions(f: Array, members: Array, reference: Array) -> Array:
+    """Exclusive hypervolume contributions within ``members``, measured to their nadir plus
+    ``REFERENCE_MARGIN`` of their range, with the extreme points (best in some objective)
+    at +inf so that they are never dropped. With a finite ``reference``, points outside its
+    box score minus their distance to it, below every point inside, and the extremes are those
+    of the points inside."""
+    finite = members & jnp.all(jnp.isfinite(f), axis=1)
+    inside = finite & jnp.all(f < reference, axis=1)
+    ranked = jnp.where(jnp.any(inside), inside, finite)
+    worst = jnp.max(jnp.where(ranked[:, None], f, -jnp.inf), axis=0)
+    best = jnp.min(jnp.where(ranked[:, None], f, jnp.inf), axis=0)
+    spread = jnp.maximum(worst - best, 1e-12 * jnp.maximum(jnp.abs(worst), 1.0))
+    nadir = jnp.where(jnp.any(ranked), worst + REFERENCE_MARGIN * spread, 1.0)
+    contributions = hv.hypervolume_contributions(f, nadir, ranked)
+    # One point per objective: copies of an extreme point must not all be protected, or an
+    # extreme whose offspring copy it (σ below the float resolution) fills the population.
+    first = jnp.argmin(jnp.where(ranked[:, None], f, jnp.inf), axis=0)
+    extreme = jnp.zeros(f.shape[0], bool).at[first].set(jnp.any(ranked))
+    scores = jnp.where(extreme, jnp.inf, contributions)
+    outside = jnp.sqrt(
+        jnp.sum(jnp.maximum(jnp.where(finite[:, None], f, 0) - reference, 0) ** 2, 1)
+    )
+    return jnp.where(ranked | ~jnp.any(inside), scores, -outside)
