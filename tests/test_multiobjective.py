@@ -301,10 +301,7 @@ def test_host_function_sees_only_counted_points(method, vectorized):
         if method == "como-cma-es"
         else dict(population_size=4, initial_population=2, growth_interval=2)
     )
-    res = cmajax.minimize_multiobjective(
-        f,
-        np.full(N, 0.5, np.float32),
-        0.5,
+    kwargs = dict(
         n_objectives=2,
         max_evaluations=600,
         host_function=True,
@@ -314,6 +311,8 @@ def test_host_function_sees_only_counted_points(method, vectorized):
         method=method,
         options=options,
     )
+    x0 = np.full(N, 0.5, np.float32)
+    res = cmajax.minimize_multiobjective(f, x0, 0.5, **kwargs)
     assert sum(seen) == res.nfev <= 600
     if vectorized:
         assert len(seen) == res.nit
@@ -321,19 +320,7 @@ def test_host_function_sees_only_counted_points(method, vectorized):
     assert res.hypervolume > 1.0
     # Another function object with the same shapes and options reuses the program.
     with count_compilations() as count:
-        again = cmajax.minimize_multiobjective(
-            lambda x: f(x),
-            np.full(N, 0.5, np.float32),
-            0.5,
-            n_objectives=2,
-            max_evaluations=600,
-            host_function=True,
-            vectorized=vectorized,
-            reference_point=REF,
-            progress=False,
-            method=method,
-            options=options,
-        )
+        again = cmajax.minimize_multiobjective(lambda x: f(x), x0, 0.5, **kwargs)
     assert count[0] == 0
     np.testing.assert_array_equal(again.fun, res.fun)
 
