@@ -262,10 +262,16 @@ def test_driver_budget_history_nan_and_no_recompilation(method):
     )
     x0 = jnp.full(N, 0.2)
     first = cmajax.minimize_multiobjective(broken_in_places, x0, 0.5, **kwargs)
+    seen = []
     with count_compilations() as count:
-        again = cmajax.minimize_multiobjective(broken_in_places, x0, 0.5, **kwargs)
+        again = cmajax.minimize_multiobjective(
+            broken_in_places, x0, 0.5, callback=seen.append, **kwargs
+        )
     assert count[0] == 0
     assert again.compile_seconds == 0.0
+    # The callback sees the result so far after every chunk of generations.
+    assert len(seen) == math.ceil((again.nit + 1) / cmajax.multiobjective.CHUNK)
+    assert [r.nfev for r in seen] == sorted(r.nfev for r in seen) and seen[-1].nfev == again.nfev
     np.testing.assert_array_equal(first.fun, again.fun)
     assert first.nfev <= 1500 and first.history["evaluations"][-1] == first.nfev
     assert len(first.history["hypervolume"]) == first.nit
