@@ -107,6 +107,11 @@ class COMOState:
         return self.status != UNUSED
 
     @property
+    def running(self) -> Array:
+        """(slots,) which slots hold a running kernel."""
+        return self.status == RUNNING
+
+    @property
     def stopped(self) -> Array:
         """True once no kernel runs and no slot is left to start one."""
         return ~jnp.any(self.status == RUNNING)

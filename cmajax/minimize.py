@@ -264,11 +264,15 @@ class _Progress:
         self.bar = tqdm(total=None if total is None else int(total), unit="eval", leave=True)
 
     def update(self, evaluations: int, best: float, sigma: float, axis_ratio: float) -> None:
+        self.show(
+            evaluations, f=f"{best:.4g}", sigma=f"{sigma:.3g}", axis_ratio=f"{axis_ratio:.3g}"
+        )
+
+    def show(self, evaluations: int, **values: str) -> None:
+        """Move the bar to ``evaluations`` and show ``values`` after it."""
         if self.bar is not None:
             self.bar.n = evaluations
-            self.bar.set_postfix(
-                f=f"{best:.4g}", sigma=f"{sigma:.3g}", axis_ratio=f"{axis_ratio:.3g}"
-            )
+            self.bar.set_postfix(**values)
             self.bar.refresh()
 
     def close(self) -> None:

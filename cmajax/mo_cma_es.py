@@ -107,6 +107,11 @@ class MOState:
         return jnp.arange(self.sigma.shape[-1]) < jnp.expand_dims(self.active, -1)
 
     @property
+    def running(self) -> Array:
+        """(μ,) the parents that still move: all members."""
+        return self.members
+
+    @property
     def stopped(self) -> Array:
         """Whether the run cannot go on: every step size is 0 or not finite."""
         alive = self.members & jnp.isfinite(self.sigma) & (self.sigma > 0)

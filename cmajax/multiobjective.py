@@ -28,6 +28,7 @@ import numpy as np
 from cmajax import compilation
 from cmajax import hypervolume as hv
 from cmajax.base import PyTree, check_finite_x0, check_sigma0, layout_of
+from cmajax.checkpoint import option_repr
 from cmajax.como_cma_es import como_cma_es
 from cmajax.minimize import _Progress
 from cmajax.mo_cma_es import mo_cma_es
@@ -233,7 +234,7 @@ def _chunk_program(strategy: MultiobjectiveStrategy, objective: Callable, genera
                 evaluations=state.evaluations,
                 hypervolume=volume,
                 front_size=size,
-                population=jnp.sum(state.members & ~_stopped_members(state)),
+                population=jnp.sum(state.running),
             )
             return (state, key), row
 
@@ -241,12 +242,6 @@ def _chunk_program(strategy: MultiobjectiveStrategy, objective: Callable, genera
         return state, key, rows
 
     return chunk
-
-
-def _stopped_members(state: Any) -> Array:
-    """Members that no longer move: COMO-CMA-ES's stopped kernels; none for MO-CMA-ES."""
-    status = getattr(state, "status", None)
-    return jnp.zeros(state.members.shape, bool) if status is None else status == 2
 
 
 def _program(
@@ -373,7 +368,7 @@ def minimize_multiobjective(
     # The reference point is data of the state: only ``init`` depends on its value.
     key_parts = (method, m, _options_key(options), reference_point is None)
     state, compile_seconds = _initial_state(
-        strategy, x0, sigma0, (*key_parts, _options_key(reference_point))
+        strategy, x0, sigma0, (*key_parts, option_repr(reference_point))
     )
     host_call = None
     if host_function:
@@ -411,10 +406,9 @@ def _drive(program, state, seed, budget, progress, callback, layout, compile_sec
             ran = chunk.pop("ran")
             rows.append({k: v[ran] for k, v in chunk.items()})
             done = not ran[-1]
-            if bar.bar is not None and ran.any():
-                bar.bar.n = int(chunk["evaluations"][ran][-1])
-                bar.bar.set_postfix(hv=f"{float(chunk['hypervolume'][ran][-1]):.6g}")
-                bar.bar.refresh()
+            if ran.any():
+                volume = float(chunk["hypervolume"][ran][-1])
+                bar.show(int(chunk["evaluations"][ran][-1]), hv=f"{volume:.6g}")
             if callback is not None or done:
                 result = _result(state, rows, layout, compile_seconds, start, done)
                 if callback is not None:
@@ -425,13 +419,9 @@ def _drive(program, state, seed, budget, progress, callback, layout, compile_sec
         bar.close()
 
 
-def _options_key(value: Any) -> Any:
-    """A hashable stand-in for an options dict or a reference point (part of a program key)."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return tuple(sorted((k, _options_key(v)) for k, v in value.items()))
-    return repr(np.asarray(value).tolist()) if not isinstance(value, str | int | float) else value
+def _options_key(options: dict[str, Any]) -> tuple:
+    """The factory options as part of a program key (text, as ``minimize``'s keys)."""
+    return tuple(sorted((k, option_repr(v)) for k, v in options.items()))
 
 
 def _nondominated(f: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -512,7 +502,7 @@ def batched_multiobjective(
     start = time.perf_counter()
     key_parts = (method, m, _options_key(options), reference_point is None)
     one, compile_seconds = _initial_state(
-        strategy, x0, sigma0, (*key_parts, _options_key(reference_point))
+        strategy, x0, sigma0, (*key_parts, option_repr(reference_point))
     )
     state = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (runs, *np.shape(a))), one)
     objective = _objective(fun, vectorized, False, layout, m)
