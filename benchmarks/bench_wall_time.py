@@ -738,12 +738,24 @@ def compile_once(strategy: str, n: int) -> dict[str, Any]:
     compiled = lowered.compile()
     compile_s = time.perf_counter() - start
     final = jax.block_until_ready(compiled(*args))
+    # The same lowered program with the options the drivers use (cmajax.compiler_options),
+    # for every strategy alike, evosax's included.
+    import cmajax
+
+    options = cmajax.compiler_options()
+    start = time.perf_counter()
+    quick = lowered.compile(options)
+    quick_s = time.perf_counter() - start
+    quick_final = jax.block_until_ready(quick(*args))
     return {
         "strategy": strategy,
         "n": n,
         "popsize": popsize,
         "trace_lower_s": lower_s,
         "compile_s": compile_s,
+        "quick_compile_s": quick_s,
+        "quick_options": repr(options),
+        "quick_best_f_after_100": float(quick_final.best_fitness),
         "best_f_after_100": float(final.best_fitness),
     }
 
@@ -760,7 +772,7 @@ def measure_compile(events: JaxEvents, dims: tuple[int, ...]) -> list[dict[str, 
             row["backend_compiles"] = events.since(before).get(BACKEND_COMPILE_EVENT, 0)
             bu.log(
                 f"compile {strategy} n={n}: trace+lower {bu.fmt(row['trace_lower_s'])} s, "
-                f"compile {bu.fmt(row['compile_s'])} s"
+                f"compile {bu.fmt(row['compile_s'])} s, quick {bu.fmt(row['quick_compile_s'])} s"
             )
             rows.append(row)
     return rows
@@ -878,20 +890,26 @@ def case_table(cases: list[dict[str, Any]]) -> list[str]:
 def compile_table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown table of trace+lower and compile seconds per strategy and n."""
     lines = [
-        "| strategy | n | λ | trace+lower s | compile s | total s | best f after 100 gen. |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| strategy | n | λ | trace+lower s | compile s | total s | best f after 100 gen. "
+        "| compile s, quick options | total s, quick options | best f, quick options |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (STRATEGIES.index(r["strategy"]), r["n"])):
+        quick = r.get("quick_compile_s")
         lines.append(
             f"| {r['strategy']} | {r['n']} | {r['popsize']} | {bu.fmt(r['trace_lower_s'])} "
             f"| {bu.fmt(r['compile_s'])} | {bu.fmt(r['trace_lower_s'] + r['compile_s'])} "
-            f"| {bu.fmt(r['best_f_after_100'])} |"
+            f"| {bu.fmt(r['best_f_after_100'])} "
+            f"| {bu.fmt(quick)} "
+            f"| {bu.fmt(None if quick is None else r['trace_lower_s'] + quick)} "
+            f"| {bu.fmt(r.get('quick_best_f_after_100'))} |"
         )
     return lines
 
 
 def markdown_report(doc: dict[str, Any]) -> str:
     """The whole ``wall_time.md`` text."""
+    quick_options = doc["compile"][0].get("quick_options", "n/a") if doc["compile"] else "n/a"
     info = doc["machine"]
     config = doc["config"]
     lines = [
@@ -941,7 +959,9 @@ def markdown_report(doc: dict[str, Any]) -> str:
         "measurement is a new function object never compiled before in this process (after "
         "one untimed warm-up of each strategy at n = 3), persistent cache off: "
         "`jax.jit(f).trace(...).lower()` (trace+lower) and `.compile()` (XLA compile) timed "
-        "separately.",
+        "separately. The quick-options columns compile the same lowered program again with "
+        f"`cmajax.compiler_options()` = `{quick_options}`, "
+        "the options of the drivers' programs, for every strategy alike.",
         "",
         *compile_table(doc["compile"]),
         "",
@@ -997,6 +1017,15 @@ def plot(doc: dict[str, Any], path: Path) -> None:
             color=colors[strategy],
             label=f"{strategy} compile",
         )
+        if all(r.get("quick_compile_s") is not None for r in rows):
+            right.plot(
+                ns,
+                [r["quick_compile_s"] for r in rows],
+                marker="s",
+                linestyle="--",
+                color=colors[strategy],
+                label=f"{strategy} compile, quick options",
+            )
         right.plot(
             ns,
             [r["trace_lower_s"] for r in rows],

@@ -17,7 +17,7 @@ from cmajax.bookkeeping import RunState
 from cmajax.checkpoint import CheckpointError
 from cmajax.cma_es import CMAState, cma_es
 from cmajax.como_cma_es import COMOState, como_cma_es
-from cmajax.compilation import enable_compilation_cache
+from cmajax.compilation import compiler_options, enable_compilation_cache
 from cmajax.lm_ma_es import LMMAState, lm_ma_es
 from cmajax.minimize import OptimizeResult, minimize
 from cmajax.mo_cma_es import MOState, mo_cma_es
@@ -64,6 +64,7 @@ __all__ = [
     "cma_es",
     "como_cma_es",
     "cma_parameters",
+    "compiler_options",
     "enable_compilation_cache",
     "evaluation_points",
     "functions",

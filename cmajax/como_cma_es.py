@@ -167,11 +167,12 @@ def como_cma_es(
       >>> es = cmajax.como_cma_es(0.5, n_kernels=4, reference_point=[3.0, 3.0])
       >>> state = es.init(jnp.full(3, 0.5))
       >>> f = lambda x: jnp.stack([x @ x, (x - jnp.eye(3)[0]) @ (x - jnp.eye(3)[0])])
+      >>> ask, tell = jax.jit(es.ask), jax.jit(es.tell)  # op by op, a generation takes seconds
       >>> key = jax.random.key(0)
       >>> for _ in range(3):
       ...     key, sub = jax.random.split(key)
-      ...     pop = es.ask(sub, state)
-      ...     state = es.tell(state, pop, jax.vmap(f)(pop))
+      ...     pop = ask(sub, state)
+      ...     state = tell(state, pop, jax.vmap(f)(pop))
       >>> int(state.evaluations)  # 3 generations of 4 kernels × (1 incumbent + λ = 7)
       96
     """

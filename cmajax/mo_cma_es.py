@@ -162,7 +162,7 @@ def mo_cma_es(
       >>> state = es.init(jnp.full(3, 0.5))
       >>> f = lambda x: jnp.stack([x @ x, (x - jnp.eye(3)[0]) @ (x - jnp.eye(3)[0])])
       >>> pop = es.ask(jax.random.key(0), state)
-      >>> state = es.tell(state, pop, jax.vmap(f)(pop))
+      >>> state = jax.jit(es.tell)(state, pop, jax.vmap(f)(pop))  # op by op it takes seconds
       >>> state.f.shape
       (8, 2)
     """
@@ -333,6 +333,13 @@ def select(f: Array, mu: Any, valid: Array | None = None, reference: Array | Non
 
     if reference is None:
         reference = jnp.full(f.shape[1], jnp.inf, f.dtype)
+    drop = _drop_least_contributors_2d if f.shape[1] == 2 else _drop_least_contributors
+    return keep | drop(f, critical, surplus, reference)
+
+
+def _drop_least_contributors(f: Array, members: Array, surplus: Array, reference: Array) -> Array:
+    """``select``'s drop loop: ``surplus`` times, drop the member with the smallest score of
+    ``_protected_contributions``, recomputed over the remaining members after each drop."""
 
     def drop(carry):
         members, dropped = carry
@@ -341,9 +348,67 @@ def select(f: Array, mu: Any, valid: Array | None = None, reference: Array | Non
         return members.at[worst].set(False), dropped + 1
 
     members, _ = jax.lax.while_loop(
-        lambda carry: carry[1] < surplus, drop, (critical, jnp.zeros((), surplus.dtype))
+        lambda carry: carry[1] < surplus, drop, (members, jnp.zeros((), surplus.dtype))
     )
-    return keep | members
+    return members
+
+
+def _drop_least_contributors_2d(
+    f: Array, members: Array, surplus: Array, reference: Array
+) -> Array:
+    """``select``'s drop loop for two objectives in O(p) per drop instead of a sort per drop.
+
+    The critical front's points are mutually non-dominated, so sorted by f₁ they are a staircase
+    whose exclusive contributions are (x_next − x)(y_prev − y) (Emmerich, Beume & Naujoks 2005,
+    the 2-D case of their S-metric selection). The nadir that closes the staircase is that of
+    the extremes, which are never dropped, so it stays fixed: dropping a point only changes
+    the contributions of its two neighbours. The scores (extremes +inf, points outside the
+    reference box minus their distance to it) are those of ``_protected_contributions``,
+    computed once and then updated at the neighbours.
+    """
+    p = f.shape[0]
+    scores = _protected_contributions(f, members, reference)
+    finite = members & jnp.all(jnp.isfinite(f), axis=1)
+    inside = finite & jnp.all(f < reference, axis=1)
+    ranked = jnp.where(jnp.any(inside), inside, finite)
+    worst = jnp.max(jnp.where(ranked[:, None], f, -jnp.inf), axis=0)
+    best = jnp.min(jnp.where(ranked[:, None], f, jnp.inf), axis=0)
+    spread = jnp.maximum(worst - best, 1e-12 * jnp.maximum(jnp.abs(worst), 1.0))
+    nadir = worst + REFERENCE_MARGIN * spread
+    protected = scores == jnp.inf
+    # The staircase as a doubly linked list over row indices; -1 and p close it.
+    order = jnp.lexsort((-f[:, 1], jnp.where(ranked, f[:, 0], jnp.inf)))
+    position = jnp.zeros(p, jnp.int32).at[order].set(jnp.arange(p, dtype=jnp.int32))
+    count = jnp.sum(ranked)
+    previous = jnp.where(position > 0, order[jnp.maximum(position - 1, 0)], -1)
+    following = jnp.where(position < count - 1, order[jnp.minimum(position + 1, p - 1)], p)
+    x = jnp.concatenate([f[:, 0], nadir[:1]])
+    y = jnp.concatenate([f[:, 1], nadir[1:]])
+
+    def contribution(i, previous, following):
+        above = jnp.where(previous[i] < 0, nadir[1], y[previous[i]])
+        return (x[following[i]] - x[i]) * (above - y[i])
+
+    def drop(_, carry):
+        members, scores, previous, following = carry
+        i = jnp.argmin(jnp.where(members, scores, jnp.inf))
+        members = members.at[i].set(False)
+        before, after = previous[i], following[i]
+        # Out-of-range rows (the list's ends, or a dropped point off the staircase) are
+        # written nowhere: index p with mode="drop" (a negative index would wrap around).
+        nowhere = ~ranked[i]
+        left = jnp.where(nowhere | (before < 0), p, before)
+        right = jnp.where(nowhere, p, after)
+        following = following.at[left].set(after, mode="drop")
+        previous = previous.at[right].set(before, mode="drop")
+        for j in (left, right):
+            k = jnp.minimum(j, p - 1)
+            changed = jnp.where(protected[k], scores[k], contribution(k, previous, following))
+            scores = scores.at[j].set(changed, mode="drop")
+        return members, scores, previous, following
+
+    members, *_ = jax.lax.fori_loop(0, surplus, drop, (members, scores, previous, following))
+    return members
 
 
 def _protected_contributions(f: Array, members: Array, reference: Array) -> Array:

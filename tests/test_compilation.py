@@ -70,6 +70,29 @@ def test_result_reports_compile_and_run_seconds():
     assert result.compile_seconds >= 0 and result.run_seconds > 0
 
 
+def test_drivers_compile_with_the_quick_options_and_the_suite_does_too(monkeypatch):
+    """On the CPU the drivers' programs get ``QUICK_COMPILE_CPU``; the suite's own jits get the
+    same options through XLA_FLAGS (tests/conftest.py), so both test what users run."""
+    import os
+
+    options = cmajax.compiler_options()
+    if jax.default_backend() == "cpu":
+        assert options == cmajax.compilation.QUICK_COMPILE_CPU
+    if not os.environ.get("CMAJAX_TEST_XLA_DEFAULTS"):
+        for name, value in cmajax.compilation.QUICK_COMPILE_CPU.items():
+            assert f"--{name}={str(value).lower()}" in os.environ["XLA_FLAGS"]
+    seen = []
+    real = jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None):
+        seen.append(compiler_options)
+        return real(self, compiler_options)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    cmajax.minimize(_objective, jnp.zeros(7), 0.5, progress=False, max_evals=100)
+    assert seen and all(given == options for given in seen)
+
+
 def test_enable_compilation_cache_sets_jax_options(tmp_path):
     names = (
         "jax_enable_compilation_cache",
