@@ -35,6 +35,7 @@ The first generation's parents are not evaluated: they stand at ``x0`` with +inf
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -84,6 +85,8 @@ class MOState:
         ``mo_cma_es``'s ``initial_population``).
       generation: completed generations.
       evaluations: counted evaluations.
+      tolx: the run stops when every parent's coordinate standard deviations σ√(AAᵀ)ᵢᵢ are
+        below it (0: never).
       layout: the solutions' params-pytree layout (static).
     """
 
@@ -99,6 +102,7 @@ class MOState:
     active: Array
     generation: Array
     evaluations: Array
+    tolx: Array
     layout: Any
 
     @property
@@ -113,9 +117,15 @@ class MOState:
 
     @property
     def stopped(self) -> Array:
-        """Whether the run cannot go on: every step size is 0 or not finite."""
-        alive = self.members & jnp.isfinite(self.sigma) & (self.sigma > 0)
-        return ~jnp.any(alive)
+        """Whether the run has ended: every parent's coordinate standard deviations are below
+        ``tolx`` (pycma's ``tolx``, for each parent), or no step size is positive and finite."""
+        members = self.members
+        alive = members & jnp.isfinite(self.sigma) & (self.sigma > 0)
+        spread = self.sigma * jnp.sqrt(jnp.max(jnp.sum(self.A**2, axis=-1), axis=-1))
+        converged = jnp.all(
+            jnp.where(members, spread < jnp.expand_dims(self.tolx, -1), True), axis=-1
+        )
+        return ~jnp.any(alive, axis=-1) | converged
 
     def replace(self, **changes: Any) -> MOState:
         """A copy with some fields changed."""
@@ -133,6 +143,7 @@ def mo_cma_es(
     growth_interval: int | None = None,
     n_objectives: int = 2,
     reference_point: Any = None,
+    tolx: float | None = None,
 ) -> MultiobjectiveStrategy:
     """The generational (μ+μ)-MO-CMA-ES (Igel, Hansen & Roth 2007) with the success rule of
     Voß, Hansen & Igel (2010), for 2 or 3 objectives. See the module docstring.
@@ -151,6 +162,10 @@ def mo_cma_es(
       reference_point: (m,) point the hypervolume is measured to, and the corner of the region
         of interest that selection prefers (module docstring); default fixed after the first
         generation (``initial_reference``).
+      tolx: stop when every parent's coordinate standard deviations σ√(AAᵀ)ᵢᵢ are below it
+        (the parents have converged to their points of the front); default ``None``: never,
+        the run goes on for as long as it is stepped (``minimize_multiobjective`` stops at its
+        budget). A stopped state is returned unchanged by ``tell``.
 
     Returns:
       A ``MultiobjectiveStrategy``: ``ask`` returns μ offspring, ``tell`` takes their (μ, m)
@@ -188,6 +203,8 @@ def mo_cma_es(
     ):
         raise ValueError(f"growth_interval must be an int >= 1, got {growth_interval!r}.")
     fixed_reference = check_reference_point(reference_point, n_objectives)
+    if tolx is not None and not (isinstance(tolx, int | float) and 0 < tolx < math.inf):
+        raise ValueError(f"tolx must be a positive finite number or None, got {tolx!r}.")
     default_sigma0 = sigma0
 
     def init(x0: PyTree, sigma0: Any = None) -> MOState:
@@ -216,6 +233,7 @@ def mo_cma_es(
             active=jnp.asarray(mu0, jnp.int32),
             generation=jnp.zeros((), jnp.int32),
             evaluations=jnp.zeros((), jnp.int32),
+            tolx=jnp.asarray(0.0 if tolx is None else tolx, dtype),
             layout=layout,
         )
 
@@ -265,7 +283,7 @@ def mo_cma_es(
             state.reference_point,
             initial_reference(values, members).astype(values.dtype),
         )
-        return state.replace(
+        new = state.replace(
             x=pick(state.x, offspring),
             f=pick(state.f, values),
             sigma=pick(sigma, sigma),
@@ -279,6 +297,8 @@ def mo_cma_es(
             generation=state.generation + 1,
             evaluations=state.evaluations + state.active,
         )
+        stopped = state.stopped
+        return jax.tree.map(lambda old, updated: jnp.where(stopped, old, updated), state, new)
 
     return MultiobjectiveStrategy(
         init=init,

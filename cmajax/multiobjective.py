@@ -31,7 +31,7 @@ from cmajax.base import PyTree, check_finite_x0, check_sigma0, layout_of
 from cmajax.checkpoint import option_repr
 from cmajax.como_cma_es import como_cma_es
 from cmajax.minimize import _Progress
-from cmajax.mo_cma_es import mo_cma_es
+from cmajax.mo_cma_es import MOState, mo_cma_es
 from cmajax.multiobjective_base import MultiobjectiveStrategy
 
 Array = jax.Array
@@ -443,7 +443,11 @@ def _result(state, rows, layout, compile_seconds, start, done) -> Multiobjective
     volume = float(history["hypervolume"][-1]) if history["hypervolume"].size else 0.0
     stopped = bool(state.stopped)
     message = (
-        "every kernel stopped"
+        (
+            "every parent's coordinate steps fell below tolx (or no step size is left)"
+            if isinstance(state, MOState)
+            else "every kernel stopped"
+        )
         if stopped
         else "the budget would be exceeded by the next generation"
         if done

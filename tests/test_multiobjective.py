@@ -271,6 +271,38 @@ def test_pytree_solutions_and_checkpoint_resume(generations, tmp_path):
     assert (tmp_path / "front.png").stat().st_size > 0 and len(figure.axes) == 3
 
 
+def test_mo_cma_es_stops_when_every_parent_has_converged():
+    """With ``tolx`` MO-CMA-ES stops once every parent's coordinate standard deviations are
+    below it, well inside the budget, near the best hypervolume of its six points; a stopped
+    state is left unchanged by ``tell``; without ``tolx`` it runs to the budget."""
+    kwargs = dict(n_objectives=2, method="mo-cma-es", reference_point=REF, progress=False)
+    options = dict(population_size=6, initial_population=6)
+    res = cmajax.minimize_multiobjective(
+        bi_sphere,
+        jnp.full(N, 0.2),
+        0.5,
+        max_evaluations=60_000,
+        options=dict(options, tolx=1e-3),
+        **kwargs,
+    )
+    state = res.state
+    spread = state.sigma * np.sqrt(np.max(np.sum(np.asarray(state.A) ** 2, axis=-1), axis=-1))
+    assert bool(state.stopped) and np.all(spread < 1e-3), spread
+    assert res.nfev < 20_000 and "tolx" in res.message
+    assert res.hypervolume >= 0.99 * best_p_point_hypervolume(6, extremes=True)
+    es = cmajax.mo_cma_es(0.5, 6, initial_population=6, tolx=1e-3)
+    population = es.ask(jax.random.key(0), state)
+    after = jax.jit(es.tell)(state, population, jax.vmap(bi_sphere)(population))
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(after), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    endless = cmajax.minimize_multiobjective(
+        bi_sphere, jnp.full(N, 0.2), 0.5, max_evaluations=3_000, options=options, **kwargs
+    )
+    assert endless.nfev > 3_000 - 6 and "budget" in endless.message
+    with pytest.raises(ValueError, match="tolx"):
+        cmajax.mo_cma_es(0.5, tolx=-1.0)
+
+
 def broken_in_places(x):
     """The bi-sphere, but NaN where x₁ > 0.3 and −inf where x₂ > 0.3: failed evaluations."""
     f = bi_sphere(x)
