@@ -175,9 +175,10 @@ def _abstract(args: Any) -> Any:
 
 # XLA:CPU compiles a fusion faster with its older emitter than with the MLIR fusion emitters
 # that are its default since jaxlib 0.5: a one-run 10-D ``minimize`` program compiles in 0.76 s
-# against 1.50 s, and a 40-D run is not slower (0.37 s against 0.44 s on 2 cores). Programs of
-# many vmapped runs do run slower with it (1024 × 10-D: 0.66 s against 0.51 s per 100
-# generations), so only the drivers' single-run programs use it. See docs/compilation.md.
+# against 1.50 s on 2 cores, and a 40-D run takes about as long (0.52-0.57 s against
+# 0.47-0.51 s). Programs of many vmapped runs run slower with it (1024 × 10-D: 0.66 s against
+# 0.51 s per 100 generations), so it is for the drivers' programs, whose calls are mostly
+# compilation, and not the default of programs users jit themselves. See docs/compile_time.md.
 QUICK_COMPILE_CPU: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
 
 

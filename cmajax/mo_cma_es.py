@@ -388,13 +388,7 @@ def _drop_least_contributors_2d(
     """
     p = f.shape[0]
     scores = _protected_contributions(f, members, reference)
-    finite = members & jnp.all(jnp.isfinite(f), axis=1)
-    inside = finite & jnp.all(f < reference, axis=1)
-    ranked = jnp.where(jnp.any(inside), inside, finite)
-    worst = jnp.max(jnp.where(ranked[:, None], f, -jnp.inf), axis=0)
-    best = jnp.min(jnp.where(ranked[:, None], f, jnp.inf), axis=0)
-    spread = jnp.maximum(worst - best, 1e-12 * jnp.maximum(jnp.abs(worst), 1.0))
-    nadir = worst + REFERENCE_MARGIN * spread
+    _, _, ranked, nadir = _ranked_points(f, members, reference)
     protected = scores == jnp.inf
     # The staircase as a doubly linked list over row indices; -1 and p close it.
     order = jnp.lexsort((-f[:, 1], jnp.where(ranked, f[:, 0], jnp.inf)))
@@ -431,12 +425,11 @@ def _drop_least_contributors_2d(
     return members
 
 
-def _protected_contributions(f: Array, members: Array, reference: Array) -> Array:
-    """Exclusive hypervolume contributions within ``members``, measured to their nadir plus
-    ``REFERENCE_MARGIN`` of their range, with the extreme points (best in some objective)
-    at +inf so that they are never dropped. With a finite ``reference``, points outside its
-    box score minus their distance to it, below every point inside, and the extremes are those
-    of the points inside."""
+def _ranked_points(f: Array, members: Array, reference: Array) -> tuple[Array, ...]:
+    """The members with finite values, those inside the reference box, the points whose
+    contributions rank them (those inside, or all finite ones when none is), and the nadir the
+    contributions are measured to: the ranked points' worst plus ``REFERENCE_MARGIN`` of
+    their range."""
     finite = members & jnp.all(jnp.isfinite(f), axis=1)
     inside = finite & jnp.all(f < reference, axis=1)
     ranked = jnp.where(jnp.any(inside), inside, finite)
@@ -444,6 +437,16 @@ def _protected_contributions(f: Array, members: Array, reference: Array) -> Arra
     best = jnp.min(jnp.where(ranked[:, None], f, jnp.inf), axis=0)
     spread = jnp.maximum(worst - best, 1e-12 * jnp.maximum(jnp.abs(worst), 1.0))
     nadir = jnp.where(jnp.any(ranked), worst + REFERENCE_MARGIN * spread, 1.0)
+    return finite, inside, ranked, nadir
+
+
+def _protected_contributions(f: Array, members: Array, reference: Array) -> Array:
+    """Exclusive hypervolume contributions within ``members``, measured to their nadir plus
+    ``REFERENCE_MARGIN`` of their range, with the extreme points (best in some objective)
+    at +inf so that they are never dropped. With a finite ``reference``, points outside its
+    box score minus their distance to it, below every point inside, and the extremes are those
+    of the points inside."""
+    finite, inside, ranked, nadir = _ranked_points(f, members, reference)
     contributions = hv.hypervolume_contributions(f, nadir, ranked)
     # One point per objective: copies of an extreme point must not all be protected, or an
     # extreme whose offspring copy it (σ below the float resolution) fills the population.
