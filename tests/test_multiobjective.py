@@ -274,7 +274,8 @@ def test_pytree_solutions_and_checkpoint_resume(generations, tmp_path):
 def test_mo_cma_es_stops_when_every_parent_has_converged():
     """With ``tolx`` MO-CMA-ES stops once every parent's coordinate standard deviations are
     below it, well inside the budget, near the best hypervolume of its six points; a stopped
-    state is left unchanged by ``tell``; without ``tolx`` it runs to the budget."""
+    state is left unchanged by ``tell``. (Without ``tolx`` it runs to the budget: the driver
+    tests below.)"""
     kwargs = dict(n_objectives=2, method="mo-cma-es", reference_point=REF, progress=False)
     options = dict(population_size=6, initial_population=6)
     res = cmajax.minimize_multiobjective(
@@ -295,10 +296,6 @@ def test_mo_cma_es_stops_when_every_parent_has_converged():
     after = jax.jit(es.tell)(state, population, jax.vmap(bi_sphere)(population))
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(after), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    endless = cmajax.minimize_multiobjective(
-        bi_sphere, jnp.full(N, 0.2), 0.5, max_evaluations=3_000, options=options, **kwargs
-    )
-    assert endless.nfev > 3_000 - 6 and "budget" in endless.message
     with pytest.raises(ValueError, match="tolx"):
         cmajax.mo_cma_es(0.5, tolx=-1.0)
 
@@ -338,6 +335,8 @@ def test_driver_budget_history_nan_and_no_recompilation(method):
     assert [r.nfev for r in seen] == sorted(r.nfev for r in seen) and seen[-1].nfev == again.nfev
     np.testing.assert_array_equal(first.fun, again.fun)
     assert first.nfev <= 1500 and first.history["evaluations"][-1] == first.nfev
+    if method == "mo-cma-es":  # no tolx: it runs until the next generation would not fit
+        assert first.nfev > 1500 - 12 and "budget" in first.message
     assert len(first.history["hypervolume"]) == first.nit
     f = first.fun
     assert np.all(np.isfinite(f)) and f.shape[0] >= 2
