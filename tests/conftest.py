@@ -10,7 +10,7 @@
 - ``CMAJAX_TEST_XLA_DEFAULTS`` (default unset): compile the tests' own ``jax.jit`` programs
   with XLA's default options. Unset, they compile with the options of cmajax's drivers
   (``cmajax.compilation.QUICK_COMPILE_CPU``, through ``XLA_FLAGS``), which halves XLA's
-  compile time on the CPU and so about a third of the suite's time; the numbers differ at most
+  compile time on the CPU and so a fifth to a third of the suite's time; the numbers differ at most
   in the last bits, as on another CPU model, which every test already allows.
 """
 
