@@ -361,14 +361,9 @@ def minimize_multiobjective(
       (2, True, True)
     """
     m, budget = _check_common(n_objectives, max_evaluations, sigma0)
-    options = dict(options or {})
-    strategy = _strategy(method, sigma0, m, reference_point, options)
-    layout, _ = layout_of(x0)
     start = time.perf_counter()
-    # The reference point is data of the state: only ``init`` depends on its value.
-    key_parts = (method, m, _options_key(options), reference_point is None)
-    state, compile_seconds = _initial_state(
-        strategy, x0, sigma0, (*key_parts, option_repr(reference_point))
+    strategy, layout, key_parts, state, compile_seconds = _prepared(
+        method, x0, sigma0, m, reference_point, options
     )
     host_call = None
     if host_function:
@@ -417,6 +412,20 @@ def _drive(program, state, seed, budget, progress, callback, layout, compile_sec
                 return result
     finally:
         bar.close()
+
+
+def _prepared(method, x0, sigma0, m, reference_point, options):
+    """Both drivers' start: the strategy, the solutions' layout, the common part of the
+    program keys, and the initial state with the seconds spent compiling ``init``."""
+    options = dict(options or {})
+    strategy = _strategy(method, sigma0, m, reference_point, options)
+    layout, _ = layout_of(x0)
+    # The reference point is data of the state: only ``init`` depends on its value.
+    key_parts = (method, m, _options_key(options), reference_point is None)
+    state, compile_seconds = _initial_state(
+        strategy, x0, sigma0, (*key_parts, option_repr(reference_point))
+    )
+    return strategy, layout, key_parts, state, compile_seconds
 
 
 def _options_key(options: dict[str, Any]) -> tuple:
@@ -500,13 +509,9 @@ def batched_multiobjective(
     m, budget = _check_common(n_objectives, max_evaluations, sigma0)
     if not isinstance(runs, int | np.integer) or runs < 1:
         raise ValueError(f"runs must be an int >= 1, got {runs!r}.")
-    options = dict(options or {})
-    strategy = _strategy(method, sigma0, m, reference_point, options)
-    layout, _ = layout_of(x0)
     start = time.perf_counter()
-    key_parts = (method, m, _options_key(options), reference_point is None)
-    one, compile_seconds = _initial_state(
-        strategy, x0, sigma0, (*key_parts, option_repr(reference_point))
+    strategy, layout, key_parts, one, compile_seconds = _prepared(
+        method, x0, sigma0, m, reference_point, options
     )
     state = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (runs, *np.shape(a))), one)
     objective = _objective(fun, vectorized, False, layout, m)
