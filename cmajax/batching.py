@@ -65,3 +65,26 @@ def lazy_cond(pred: jax.Array, true_fn: Callable[[T], T], false_fn: Callable[[T]
         return out, jax.tree.map(lambda _: True, out)
 
     return branch(pred, operand)
+
+
+def and_if_batched(pred: jax.Array, live: jax.Array) -> jax.Array:
+    """``pred`` for one run, ``pred & live`` per member under ``vmap``.
+
+    A stopped run's update is computed inside a vmapped batch (and discarded there) but never
+    alone, where ``guarded_tell`` skips it. Its frozen state would keep asking for the lazy
+    branches of the update; masking with ``live`` (not stopped) only where it can matter keeps
+    the single run's program as it was: there the extra dependency cost 6 µs of an 11 µs
+    generation (10-D ``cma_es`` on 2 CPU cores), for a mask that is always true.
+    """
+
+    @custom_vmap
+    def mask(pred, live):
+        del live
+        return pred
+
+    @mask.def_vmap
+    def mask_batched(axis_size, in_batched, pred, live):
+        del axis_size
+        return pred & live, any(in_batched)
+
+    return mask(pred, live)

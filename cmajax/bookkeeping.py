@@ -166,13 +166,31 @@ def guarded_tell(
     select, so a finished run costs nothing and a vmapped batch skips the update entirely once
     all of its runs have stopped. ``popsize`` is the population's length; with ``padded``, the
     candidates beyond the state's λ get +inf, so they rank last, after every real one.
+
+    The long stagnation records stay out of that branch: ``termination.record_stagnation``
+    writes them afterwards, so that a vmapped batch does not select them whole per run.
     """
     fitness = check_fitness(fitness, popsize)
     x = state.layout.ravel_population(population, popsize).astype(state.mean.dtype)
     fitness = fitness.astype(state.mean.dtype)
     if padded:
         fitness = jnp.where(jnp.arange(popsize) < state.popsize, fitness, jnp.inf)
-    return lazy_cond(~state.stopped, lambda op: update(*op), lambda op: op[0], (state, x, fitness))
+    told = ~state.stopped
+    term = state.termination
+    records = (term.stagnation_best, term.stagnation_median)
+    slim = state.replace(termination=term_lib.without_records(term))
+    new = lazy_cond(told, lambda op: update(*op), lambda op: op[0], (slim, x, fitness))
+    termination = term_lib.record_stagnation(
+        new.termination,
+        records,
+        told,
+        new.generation,
+        new.evaluations,
+        new.best_evaluation,
+        new.popsize,
+        new.thresholds,
+    )
+    return new.replace(termination=termination)
 
 
 def all_finite(*arrays: Array) -> Array:
@@ -230,7 +248,7 @@ def conclude(
         flags=termination.flags._replace(nonfinite=any_finite & ~finite)
     )
     termination = term_lib.record_generation(
-        termination, fitness_sorted, n_finite, generation, lam if padded else None, any_finite
+        termination, fitness_sorted, n_finite, lam if padded else None, any_finite
     )
     new = state.replace(
         **kept,
@@ -253,5 +271,5 @@ def conclude(
         n_finite=n_finite,
         **diagnostics(new),
     )
-    checked = term_lib.check(new.termination, snapshot, new.thresholds, lam)
+    checked = term_lib.check(new.termination, snapshot, new.thresholds)
     return new.replace(termination=checked)

@@ -34,7 +34,7 @@ from cmajax.base import (
     check_sigma0,
     layout_of,
 )
-from cmajax.batching import lazy_cond
+from cmajax.batching import and_if_batched, lazy_cond
 from cmajax.bookkeeping import (
     RunState,
     all_finite,
@@ -491,12 +491,15 @@ def _tell(
         )
 
     # Lazy factorization (pycma ``GaussFullSampler.update_now``), lazy under vmap too.
+    # A stopped run reaches this update only inside a vmapped batch, which discards its
+    # result: it must not make the lazy branches run (frozen, it would be "due" every time).
+    live = ~state.stopped
     since = (generation - state.last_decomposition).astype(dtype)
     if isinstance(gap, Constants):
         gap = gap.decomposition_gap
-        due = since >= gap
+        due = and_if_batched(since >= gap, live)
     else:
-        due = None if gap is None or gap <= 1 else since >= gap
+        due = None if gap is None or gap <= 1 else and_if_batched(since >= gap, live)
     if factorization == "eigh":
         cov, S, W, B, D = _refresh(
             due, lambda op: _factor_eigh(op[0]), (cov, state.S, state.W, state.B, state.D)
@@ -506,7 +509,7 @@ def _tell(
         cov, S = _refresh(due, lambda op: _factor_cholesky(op[0]), (cov, state.S))
         W = state.W
         eigen_gap = jnp.maximum(gap, n) if isinstance(gap, jax.Array) else max(gap or 1, n)
-        due_eigen = (generation - state.last_eigen).astype(dtype) >= eigen_gap
+        due_eigen = and_if_batched((generation - state.last_eigen).astype(dtype) >= eigen_gap, live)
         # Diagnostics only: B, D feed noeffectaxis, tolconditioncov and tolupsigma.
         _, B, D = _refresh(due_eigen, lambda op: _eigen(op[0]), (cov, state.B, state.D))
 

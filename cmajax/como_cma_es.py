@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cmajax import hypervolume as hv
+from cmajax import threefry
 from cmajax.base import PyTree, check_sigma0
 from cmajax.bookkeeping import register
 from cmajax.cma_es import CMAState, cma_es
@@ -217,7 +218,7 @@ def como_cma_es(
 
     def ask(key: Array, state: COMOState) -> PyTree:
         """The slots' incumbents, then λ offspring of each slot (slot-major)."""
-        keys = jax.random.split(key, slots)
+        keys = threefry.split(key, slots)
         offspring = jax.vmap(kernel.ask)(keys, state.kernels)
         flat = jax.vmap(lambda pop: state.layout.ravel_population(pop, _popsize(state)))(offspring)
         rows = jnp.concatenate([state.kernels.mean, flat.reshape(-1, flat.shape[-1])])

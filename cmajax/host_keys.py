@@ -3,11 +3,10 @@
 The restart drivers split a key and draw two uniforms once per run, between compiled programs.
 Done with JAX, each is a small program that a new process must compile (0.2 s for the split
 and the draw together on 2 CPU cores, more than a 10-D IPOP run of several restarts takes).
-The numbers are cheap to compute in NumPy: Threefry-2x32 with 20 rounds (Salmon, Moraes, Dror &
-Shaw, "Parallel random numbers: as easy as 1, 2, 3", SC 2011), applied as JAX's default
-(``jax_threefry_partitionable``) layout applies it: entry i of a split or of a 32-bit draw
-hashes the counter pair (i >> 32, i & 0xffffffff) under the key's two words; a split keeps both
-output words as the new key, a 32-bit draw their xor, a 64-bit draw both joined.
+The numbers are cheap to compute in NumPy: Threefry-2x32 (``cmajax.threefry``), applied as
+JAX's default (``jax_threefry_partitionable``) layout applies it: entry i of a split or of a
+32-bit draw hashes the counter pair (i >> 32, i & 0xffffffff) under the key's two words; a split
+keeps both output words as the new key, a 32-bit draw their xor, a 64-bit draw both joined.
 
 ``tests/test_host_keys.py`` checks every function against JAX bit for bit; any other key
 implementation or layout is left to JAX (``supported``).
@@ -18,8 +17,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))  # Salmon et al., table 4
-_PARITY = np.uint32(0x1BD11BDA)  # Threefish's key-schedule constant
+from cmajax import threefry
 
 
 def supported(keys: jax.Array) -> bool:
@@ -33,18 +31,13 @@ def supported(keys: jax.Array) -> bool:
 
 def _hash(words: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Threefry-2x32 of the counters 0 .. count-1 (high word 0) under the key ``words``."""
-    k0, k1 = np.uint32(words[0]), np.uint32(words[1])
-    schedule = (k0, k1, k0 ^ k1 ^ _PARITY)
     with np.errstate(over="ignore"):
-        x0 = np.zeros(count, np.uint32) + schedule[0]
-        x1 = np.arange(count, dtype=np.uint32) + schedule[1]
-        for group in range(5):
-            for distance in _ROTATIONS[group % 2]:
-                x0 = x0 + x1
-                x1 = ((x1 << np.uint32(distance)) | (x1 >> np.uint32(32 - distance))) ^ x0
-            x0 = x0 + schedule[(group + 1) % 3]
-            x1 = x1 + schedule[(group + 2) % 3] + np.uint32(group + 1)
-    return x0, x1
+        return threefry.hash_pairs(
+            np.uint32(words[0]),
+            np.uint32(words[1]),
+            np.zeros(count, np.uint32),
+            np.arange(count, dtype=np.uint32),
+        )
 
 
 def split_words(words: np.ndarray, num: int) -> np.ndarray:

@@ -45,7 +45,7 @@ import numpy as np
 from cmajax import step_size
 from cmajax import termination as term_lib
 from cmajax.base import PyTree, Strategy, layout_of
-from cmajax.batching import lazy_cond
+from cmajax.batching import and_if_batched, lazy_cond
 from cmajax.bookkeeping import (
     RunState,
     check_factory_args,
@@ -291,7 +291,7 @@ def _tell(state: LMMAState, x: Array, fitness: Array) -> LMMAState:
     G = jnp.matmul(V, V.T, precision=HIGHEST)
     generation = state.generation + 1
     stds, axis_lengths = lazy_cond(
-        generation % V.shape[0] == 0,
+        and_if_batched(generation % V.shape[0] == 0, ~state.stopped),
         lambda op: spectrum(*op[:3]),
         lambda op: op[3:],
         (V, G, _active_cd(c.cd, generation), state.stds, state.axis_lengths),

@@ -26,7 +26,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from cmajax import checkpoint as ckpt
-from cmajax import compilation, sharding
+from cmajax import compilation, sharding, threefry
 from cmajax import termination as term_lib
 from cmajax.base import (
     Layout,
@@ -231,7 +231,7 @@ def _chunk_program(strategy, batched, generations: int, every: int, k: int, padd
 
     def generation(carry, _):
         state, key, _ = carry
-        key, sub = jax.random.split(key)
+        key, sub = threefry.split(key)
         population = strategy.ask(sub, state)
         fitness = batched(evaluation_points(population))
         return (strategy.tell(state, population, fitness), key, fitness), None

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax import compilation
+from cmajax import compilation, threefry
 from cmajax import hypervolume as hv
 from cmajax.base import PyTree, check_finite_x0, check_sigma0, layout_of
 from cmajax.checkpoint import option_repr
@@ -222,7 +222,7 @@ def _chunk_program(strategy: MultiobjectiveStrategy, objective: Callable, genera
 
             def advance(op):
                 state, key = op
-                key, sub = jax.random.split(key)
+                key, sub = threefry.split(key)
                 population = strategy.ask(sub, state)
                 values = objective(population, counted)
                 return strategy.tell(state, population, values), key

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 
 from cmajax import termination as term_lib
 from cmajax.base import PyTree, Strategy, layout_of
-from cmajax.batching import lazy_cond
+from cmajax.batching import and_if_batched, lazy_cond
 from cmajax.bookkeeping import (
     RunState,
     check_factory_args,
@@ -240,7 +240,8 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
         success, jnp.concatenate([f[None], state.ancestors[:-1]]), state.ancestors
     )
     stds = jnp.sqrt(jnp.sum(A**2, axis=1))
-    due = (generation - state.last_eigen) >= EIGEN_GAP_FACTOR * n
+    # ~stopped: a stopped run gets here only in a vmapped batch, which discards its result.
+    due = and_if_batched((generation - state.last_eigen) >= EIGEN_GAP_FACTOR * n, ~state.stopped)
     axis_lengths = lazy_cond(
         due,
         lambda op: jnp.sort(jnp.linalg.svd(op[0], compute_uv=False)),

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from cmajax import compilation, sharding
+from cmajax import compilation, sharding, threefry
 from cmajax.base import PyTree, Strategy, evaluation_points
 from cmajax.batching import lazy_cond
 from cmajax.bounds import check_bounds
@@ -111,7 +111,7 @@ def batched_restarts(
 
     def step(carry: SlotsState, _):
         def one(slot, s):
-            key, ask_key, restart_key = jax.random.split(slot.key, 3)
+            key, ask_key, restart_key = threefry.split(slot.key, 3)
             population = strategy.ask(ask_key, slot.run)
             fitness = jax.vmap(fun)(evaluation_points(population))
             told = strategy.tell(slot.run, population, fitness)
@@ -151,8 +151,8 @@ def batched_restarts(
         best = jnp.argmin(carry.best_fitness)
         return carry, carry.best_x[best][None], carry.best_fitness[best][None]
 
-    init_key, loop_key = jax.random.split(key)
-    per_slot = (jax.random.split(init_key, slots), jax.random.split(loop_key, slots), sigma)
+    init_key, loop_key = threefry.split(key)
+    per_slot = (threefry.split(init_key, slots), threefry.split(loop_key, slots), sigma)
     if mesh is not None:
         slots_run = sharding.split_runs(slots_run, mesh, slots)
     with sharding.within(mesh):
@@ -241,7 +241,7 @@ def _stage_loop(strategy: Strategy, fun: Callable, single: bool = False, mesh: M
         evaluate = sharding.split_evaluation(evaluate, mesh)
 
     def one(state, key, args, shared):
-        key, sub = jax.random.split(key)
+        key, sub = threefry.split(key)
         population = strategy.ask(sub, state)
         fitness = evaluate(evaluation_points(population), args, shared)
         return strategy.tell(state, population, fitness), key, args

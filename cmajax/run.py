@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 
+from cmajax import threefry
 from cmajax.base import PyTree, Strategy, evaluation_points
 
 
@@ -35,6 +36,6 @@ def run(
     def step(carry, step_key):
         return generation(strategy, fun, carry, step_key), None
 
-    keys = jax.random.split(key, num_generations)
+    keys = threefry.split(key, num_generations)
     state, _ = jax.lax.scan(step, state, keys)
     return state

@@ -27,7 +27,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.random import threefry2x32_p
+
+from cmajax import threefry
 
 Array = jax.Array
 
@@ -48,13 +49,6 @@ def _threefry_words(key: Array) -> Array | None:
     if raw_threefry and key.dtype == jnp.uint32 and key.shape == (2,):
         return key
     return None
-
-
-def _hash_counters(words: Array, count: int) -> tuple[Array, Array]:
-    """The two words of Threefry-2x32 of the 64-bit counters 0 .. count-1 under the key
-    ``words``, the hash ``jax.random.bits`` XORs per number in the partitionable layout."""
-    counters = jax.lax.iota(jnp.uint32, count)
-    return tuple(threefry2x32_p.bind(words[0], words[1], jnp.zeros_like(counters), counters))
 
 
 def _normal_from_bits(bits: Array) -> Array:
@@ -81,7 +75,7 @@ def standard_normal(key: Array, popsize: int, n: int, dtype: Any) -> Array:
     words = _threefry_words(key)
     if jnp.dtype(dtype) != jnp.float32 or words is None:
         return jax.random.normal(key, (size,), dtype).reshape(popsize, n)
-    first, second = _hash_counters(words, (size + 1) // 2)
+    first, second = threefry.hash_counters(words, (size + 1) // 2)
     # Interleaved (not concatenated) so that number j depends on j only.
     bits = jnp.stack([first, second], axis=-1).reshape(-1)[:size]
     return _normal_from_bits(bits).reshape(popsize, n)

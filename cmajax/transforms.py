@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from cmajax import sharding
+from cmajax import sharding, threefry
 from cmajax.base import PyTree, Strategy, check_sigma0, evaluation_points, layout_of
 from cmajax.cma_es import cma_es as _cma_es
 from cmajax.lm_ma_es import lm_ma_es as _lm_ma_es
@@ -138,7 +138,7 @@ def from_strategy(
         value_fn = _check_value_fn(value_fn, name)
         inner = state.strategy_state
         _check_params(params, inner.layout, name)
-        key, sub = jax.random.split(state.key)
+        key, sub = threefry.split(state.key)
         population = strategy.ask(sub, inner)
         points = evaluation_points(population)
         popsize = jax.tree.leaves(points)[0].shape[0]
@@ -266,7 +266,7 @@ def search_gradient(
         if params is None:
             raise ValueError(f"{name}.update needs `params` (the current model parameters).")
         layout, dtype = layout_of(params)
-        key, sub = jax.random.split(state.key)
+        key, sub = threefry.split(state.key)
         flat = layout.ravel(params).astype(dtype)
         eps = jax.random.normal(sub, (half, flat.shape[0]), dtype)
         candidates = jnp.concatenate([flat + sigma * eps, flat - sigma * eps])

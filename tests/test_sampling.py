@@ -13,13 +13,6 @@ from cmajax import sampling
 from cmajax.sampling import standard_normal
 
 
-def test_the_hash_is_the_one_jax_random_bits_uses():
-    """JAX's partitionable ``random.bits`` XORs the two words of the same hash per number."""
-    key = jax.random.key(5)
-    first, second = sampling._hash_counters(jax.random.key_data(key), 37)
-    np.testing.assert_array_equal(first ^ second, jax.random.bits(key, (37,)))
-
-
 def test_bits_become_normals_as_in_jax():
     key = jax.random.key(6)
     np.testing.assert_array_equal(

@@ -165,3 +165,19 @@ def test_rank_is_the_stable_argsort_exactly(lam):
     sorted_bits = np.asarray(jnp.take_along_axis(key, expected, axis=1)).view(np.int32)
     np.testing.assert_array_equal(np.asarray(ordered).view(np.int32), sorted_bits)
     np.testing.assert_array_equal(count, np.isfinite(np.stack(rows)).sum(axis=1))
+
+
+def test_written_marks_the_entries_newest_reads():
+    """The history's range reads the slots ``written`` marks, unordered; they are the entries
+    ``newest`` gathers in age order, for every head and count, also where the stored capacity
+    exceeds the ring's size (a padded population)."""
+    rng = np.random.default_rng(0)
+    for capacity, size in [(7, 7), (12, 7), (5, 1)]:
+        values = jnp.asarray(rng.permutation(capacity).astype(np.float32))
+        for head in range(size):
+            for count in range(size + 1):
+                ring = term_lib.Ring(values, jnp.int32(head), jnp.int32(count), jnp.int32(size))
+                ordered, valid = term_lib.newest(ring, capacity)
+                expected = np.sort(np.asarray(ordered)[np.asarray(valid)])
+                got = np.sort(np.asarray(values)[np.asarray(term_lib.written(ring))])
+                np.testing.assert_array_equal(got, expected)

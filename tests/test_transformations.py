@@ -9,6 +9,7 @@ import pytest
 
 import cmajax
 from cmajax import functions
+from cmajax.batching import and_if_batched, lazy_cond
 
 ES = cmajax.cma_es(0.5)
 
@@ -129,3 +130,30 @@ def test_decomposition_is_lazy_under_vmap():
         assert int(batched.last_decomposition[i]) == int(single.last_decomposition)
         np.testing.assert_allclose(batched.B[i], single.B, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(batched.mean[i], single.mean, rtol=1e-4, atol=1e-6)
+
+
+def test_a_stopped_member_does_not_open_the_lazy_branch():
+    """In a batch, a member whose result is discarded (stopped: ``live`` false) does not make
+    the expensive branch run; alone, the mask is not even read (``guarded_tell`` never updates
+    a stopped run)."""
+    calls = []
+
+    def expensive(op):
+        jax.debug.callback(lambda: calls.append(1))
+        return op + 1.0
+
+    def step(x, due, live):
+        return lazy_cond(and_if_batched(due, live), expensive, lambda op: op, x)
+
+    batched = jax.jit(jax.vmap(step))
+    x = jnp.zeros(2)
+    out = batched(x, jnp.array([True, False]), jnp.array([False, True]))
+    jax.effects_barrier()
+    assert calls == [] and np.array_equal(out, x)
+    out = batched(x, jnp.array([True, False]), jnp.array([True, True]))
+    jax.effects_barrier()
+    assert calls and np.array_equal(out, [1.0, 0.0])
+    calls.clear()
+    alone = jax.jit(step)(jnp.zeros(()), jnp.array(True), jnp.array(False))
+    jax.effects_barrier()
+    assert calls and float(alone) == 1.0
