@@ -25,7 +25,9 @@ import numpy as np
 
 # 3: states carry λ (``popsize``), history lengths and the stagnation start as values, and
 # the record holds the restart schedule (``extra``).
-SCHEMA_VERSION = 3
+# 4: the termination state keeps the last generation's best and median f and the stagnation
+# records' verdict (``termination.record_stagnation``).
+SCHEMA_VERSION = 4
 _META = "meta.json"
 # The archive comment: this prefix, then the hex SHA-256 of every byte of the file before it.
 _TRAILER = b"cmajax-checkpoint-sha256:"

@@ -430,7 +430,7 @@ def record_stagnation(
 
     Outside the update because the records are long (up to 20,000 entries): inside, a vmapped
     batch of runs would copy and select them whole every generation to leave a stopped run's
-    state unchanged (1024 (1+1) runs × 10-D: 6,540 records each, 8.1 → 2.2 µs per
+    state unchanged (1024 (1+1) runs × 10-D: 6,540 records each, 8.1 → 2.4 µs per
     evaluation); here a run that was not ``told`` (stopped before this generation) only keeps
     them. ``records`` are ``term``'s records before this generation.
     """
