@@ -1010,30 +1010,22 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         if not rows:
             continue
         ns = [r["n"] for r in rows]
-        right.plot(
-            ns,
-            [r["compile_s"] for r in rows],
-            marker="o",
-            color=colors[strategy],
-            label=f"{strategy} compile",
+        series = (
+            ("compile_s", "o", "-", "compile"),
+            ("quick_compile_s", "s", "--", "compile, quick options"),
+            ("trace_lower_s", ".", ":", "trace+lower"),
         )
-        if all(r.get("quick_compile_s") is not None for r in rows):
+        for field, marker, linestyle, what in series:
+            if any(r.get(field) is None for r in rows):
+                continue  # quick options: absent from results of older versions
             right.plot(
                 ns,
-                [r["quick_compile_s"] for r in rows],
-                marker="s",
-                linestyle="--",
+                [r[field] for r in rows],
+                marker=marker,
+                linestyle=linestyle,
                 color=colors[strategy],
-                label=f"{strategy} compile, quick options",
+                label=f"{strategy} {what}",
             )
-        right.plot(
-            ns,
-            [r["trace_lower_s"] for r in rows],
-            marker=".",
-            linestyle=":",
-            color=colors[strategy],
-            label=f"{strategy} trace+lower",
-        )
     dims = sorted({r["n"] for r in doc["compile"]})
     right.set(xscale="log", yscale="log", xlabel="dimension n", ylabel="seconds")
     if dims:
