@@ -30,12 +30,23 @@ def _broadcast_unbatched(tree: Any, batched: Any, size: int) -> Any:
     )
 
 
-def lazy_cond(pred: jax.Array, true_fn: Callable[[T], T], false_fn: Callable[[T], T], operand: T):
+def lazy_cond(
+    pred: jax.Array,
+    true_fn: Callable[[T], T],
+    false_fn: Callable[[T], T],
+    operand: T,
+    taken_as_is: Callable[[T], Any] | None = None,
+):
     """``lax.cond(pred, true_fn, false_fn, operand)`` whose laziness survives ``vmap``.
 
     ``true_fn`` and ``false_fn`` must return pytrees of the same structure and dtypes, and must
     read traced values only through ``operand`` (closing over a batched array is an error of
     ``custom_vmap``); closing over Python constants is fine.
+
+    ``taken_as_is(out)``, if given, maps an output to a pytree of the same structure whose
+    ``True`` leaves ``true_fn`` already computes as ``false_fn`` would for a member whose
+    ``pred`` is false; under ``vmap`` those leaves are taken from ``true_fn`` without a
+    per-member select (a pass over the leaf that a long history pays every generation).
     """
 
     @custom_vmap
@@ -55,10 +66,16 @@ def lazy_cond(pred: jax.Array, true_fn: Callable[[T], T], false_fn: Callable[[T]
         def select_per_member(op):
             taken = jax.vmap(true_fn)(op)
             skipped = jax.vmap(false_fn)(op)
+            as_is = jax.tree.map(lambda _: False, taken)
+            if taken_as_is is not None:
+                as_is = taken_as_is(taken)
             return jax.tree.map(
-                lambda a, b: jnp.where(jnp.reshape(pred, (-1,) + (1,) * (a.ndim - 1)), a, b),
+                lambda a, b, keep: (
+                    a if keep else jnp.where(jnp.reshape(pred, (-1,) + (1,) * (a.ndim - 1)), a, b)
+                ),
                 taken,
                 skipped,
+                as_is,
             )
 
         out = jax.lax.cond(any_pred, select_per_member, jax.vmap(false_fn), operand)

@@ -22,7 +22,7 @@ import numpy as np
 
 from cmajax import termination as term_lib
 from cmajax.base import Layout, PyTree, check_finite_x0, check_fitness, check_sigma0, layout_of
-from cmajax.batching import lazy_cond
+from cmajax.batching import and_if_batched, lazy_cond
 from cmajax.termination import StopFlags, TerminationOptions
 
 Array = jax.Array
@@ -179,7 +179,9 @@ def guarded_tell(
     term = state.termination
     records = (term.stagnation_best, term.stagnation_median)
     slim = state.replace(termination=term_lib.without_records(term))
-    new = lazy_cond(told, lambda op: update(*op), lambda op: op[0], (slim, x, fitness))
+    new = lazy_cond(
+        told, lambda op: update(*op), lambda op: op[0], (slim, x, fitness), _history_as_is
+    )
     termination = term_lib.record_stagnation(
         new.termination,
         records,
@@ -191,6 +193,15 @@ def guarded_tell(
         new.thresholds,
     )
     return new.replace(termination=termination)
+
+
+def _history_as_is(state: RunState) -> RunState:
+    """The leaves of a told state that a stopped member's update leaves as they were: the
+    recent best-f history, pushed only for live members (``conclude``)."""
+    mask = jax.tree.map(lambda _: False, state)
+    term = mask.termination
+    history = jax.tree.map(lambda _: True, term.best_history)
+    return mask.replace(termination=term._replace(best_history=history))
 
 
 def all_finite(*arrays: Array) -> Array:
@@ -247,8 +258,11 @@ def conclude(
     termination = termination._replace(
         flags=termination.flags._replace(nonfinite=any_finite & ~finite)
     )
+    # A stopped member's update runs only in a vmapped batch, which discards it; its history
+    # stays as it was, so that ``guarded_tell`` need not select it (``_history_as_is``).
+    recorded = and_if_batched(any_finite, ~state.stopped)
     termination = term_lib.record_generation(
-        termination, fitness_sorted, n_finite, lam if padded else None, any_finite
+        termination, fitness_sorted, n_finite, lam if padded else None, recorded
     )
     new = state.replace(
         **kept,

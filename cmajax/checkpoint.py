@@ -27,7 +27,9 @@ import numpy as np
 # the record holds the restart schedule (``extra``).
 # 4: the termination state keeps the last generation's best and median f and the stagnation
 # records' verdict (``termination.record_stagnation``).
-SCHEMA_VERSION = 4
+# 5: a short history ring holds only values of its window (``termination.push``), its unused
+# slots no longer zeros.
+SCHEMA_VERSION = 5
 _META = "meta.json"
 # The archive comment: this prefix, then the hex SHA-256 of every byte of the file before it.
 _TRAILER = b"cmajax-checkpoint-sha256:"

@@ -15,9 +15,10 @@ GECCO 2010. Constants for dimension n:
 
 The state keeps a factor A of C = AAᵀ and its inverse. Each update is a rank-one change
 A ← √α A (I + b u uᵀ), whose inverse (1/√α)(I − b/(1 + b‖u‖²) u uᵀ) A⁻¹ costs O(n²), so no
-generation factorizes anything. The termination criteria read √diag(AAᵀ) every generation and
-the singular values of A (C's axis lengths) refreshed every 10n generations (so
-``tolconditioncov`` and ``tolupsigma`` may hold up to 10n evaluations late). The histories
+generation factorizes anything. The termination criteria read √diag(AAᵀ) every generation,
+updated in O(n) from the same rank-one change and recomputed from A every 10n generations, and
+the singular values of A (C's axis lengths) refreshed at the same time (so ``tolconditioncov``
+and ``tolupsigma`` may hold up to 10n evaluations late). The histories
 record the candidate's f, and ``tolfun`` reads |f − parent's f| as the generation's range (one
 candidate alone always has a range of 0). ``tolflatfitness`` is off.
 
@@ -81,7 +82,8 @@ class OnePlusOneState(RunState):
       success_rate: p̄, the smoothed success rate.
       ancestors: (k,) f of the last k parents, newest first (+inf: none yet), for the active
         update.
-      stds: (n,) √diag(C).
+      stds: (n,) √diag(C), updated with A (``scaled_rank_one_row_norms``) and recomputed
+        with the axis lengths.
       axis_lengths: (n,) singular values of A, ascending, refreshed every 10n generations.
       last_eigen: generation of that refresh.
     """
@@ -185,14 +187,29 @@ def one_plus_one_cma_es(
 
 def scaled_rank_one(
     A: Array, A_inv: Array, u: Array, b: Array, alpha: Array
-) -> tuple[Array, Array]:
-    """√α A (I + b u uᵀ) and its inverse (1/√α)(I − b/(1 + b‖u‖²) u uᵀ) A⁻¹ (Sherman-Morrison)."""
+) -> tuple[Array, Array, Array]:
+    """√α A (I + b u uᵀ), its inverse (1/√α)(I − b/(1 + b‖u‖²) u uᵀ) A⁻¹ (Sherman-Morrison),
+    and Au."""
     root = jnp.sqrt(alpha)
     Au = jnp.matmul(A, u, precision=HIGHEST)
     uA_inv = jnp.matmul(u, A_inv, precision=HIGHEST)
     new = root * (A + b * jnp.outer(Au, u))
     new_inv = (A_inv - b / (1 + b * jnp.dot(u, u)) * jnp.outer(u, uA_inv)) / root
-    return new, new_inv
+    return new, new_inv, Au
+
+
+def scaled_rank_one_row_norms(norms: Array, Au: Array, u: Array, b: Array, alpha: Array) -> Array:
+    """The row norms of √α A (I + b u uᵀ) from A's, ``norms``: row i gains b (Au)ᵢ uᵀ, so its
+    squared norm becomes α (‖Aᵢ‖² + (Au)ᵢ² (2b + b²‖u‖²)). O(n) instead of a pass over the
+    new factor, a tenth of a generation of 1024 vmapped (1+1) runs in 10-D."""
+    # ≥ 0 in exact arithmetic (Cauchy-Schwarz where b < 0); rounding may take it below.
+    squared = alpha * (norms**2 + Au**2 * (b * (2 + b * jnp.dot(u, u))))
+    return jnp.sqrt(jnp.maximum(squared, 0))
+
+
+def row_norms(A: Array) -> Array:
+    """√diag(AAᵀ)."""
+    return jnp.sqrt(jnp.sum(A**2, axis=1))
 
 
 def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> OnePlusOneState:
@@ -235,18 +252,20 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     u = jnp.where(success, w, z)
     b = jnp.where(success, b_plus, jnp.where(worse, b_minus, 0.0))
     scale = jnp.where(success & ~first, alpha, jnp.where(worse, 1 + c_minus, 1.0))
-    A, A_inv = scaled_rank_one(state.A, state.A_inv, u, b, scale)
+    A, A_inv, Au = scaled_rank_one(state.A, state.A_inv, u, b, scale)
+    stds = scaled_rank_one_row_norms(state.stds, Au, u, b, scale)
     ancestors = jnp.where(
         success, jnp.concatenate([f[None], state.ancestors[:-1]]), state.ancestors
     )
-    stds = jnp.sqrt(jnp.sum(A**2, axis=1))
     # ~stopped: a stopped run gets here only in a vmapped batch, which discards its result.
     due = and_if_batched((generation - state.last_eigen) >= EIGEN_GAP_FACTOR * n, ~state.stopped)
-    axis_lengths = lazy_cond(
+    # With the axis lengths, √diag(C) is computed afresh, so that the rounding of its updates
+    # never accumulates over more than 10n generations.
+    axis_lengths, stds = lazy_cond(
         due,
-        lambda op: jnp.sort(jnp.linalg.svd(op[0], compute_uv=False)),
-        lambda op: op[1],
-        (A, state.axis_lengths),
+        lambda op: (jnp.sort(jnp.linalg.svd(op[0], compute_uv=False)), row_norms(op[0])),
+        lambda op: (op[1], op[2]),
+        (A, state.axis_lengths, stds),
     )
     proposal = dict(
         mean=jnp.where(success, candidate, state.mean),

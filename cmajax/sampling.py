@@ -27,6 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_batching import custom_vmap
 
 from cmajax import threefry
 
@@ -75,7 +76,57 @@ def standard_normal(key: Array, popsize: int, n: int, dtype: Any) -> Array:
     words = _threefry_words(key)
     if jnp.dtype(dtype) != jnp.float32 or words is None:
         return jax.random.normal(key, (size,), dtype).reshape(popsize, n)
+    return _normals_of_words(words, size).reshape(popsize, n)
+
+
+# Below this many numbers per key, a batch of draws is computed numbers-major (see
+# ``_normals_batched``); at or above it the batch's own layout already vectorizes.
+TRANSPOSED_BELOW = 32
+
+
+def _normals(words: Array, size: int) -> Array:
     first, second = threefry.hash_counters(words, (size + 1) // 2)
     # Interleaved (not concatenated) so that number j depends on j only.
     bits = jnp.stack([first, second], axis=-1).reshape(-1)[:size]
-    return _normal_from_bits(bits).reshape(popsize, n)
+    return _normal_from_bits(bits)
+
+
+def _normals_of_words(words: Array, size: int) -> Array:
+    """``size`` float32 normals from the threefry key ``words``; batched, see below."""
+
+    @custom_vmap
+    def draw(words):
+        return _normals(words, size)
+
+    @draw.def_vmap
+    def draw_batched(axis_size, in_batched, words):
+        if not in_batched[0]:
+            return draw(words), False
+        if size >= TRANSPOSED_BELOW:
+            return jax.vmap(lambda w: _normals(w, size))(words), True
+        return _normals_batched(words, size), True
+
+    return draw(words)
+
+
+def _normals_batched(words: Array, size: int) -> Array:
+    """``vmap(_normals)`` for few numbers per key, the same bits: hashed and mapped with the
+    batch as the minor axis, then brought to (batch, size) by a product with the identity.
+
+    XLA's CPU loop over a (1024, 10) array did not vectorize the normal map (0.15 ms against
+    0.04 ms for the same 10,240 numbers in one row: a batch of 1024 (1+1) runs in 10-D), and
+    it fuses any transpose into that loop; a matrix product is not fused. The product is
+    exact: every number is finite, and x·1 + Σ 0·y = x.
+    """
+    count = (size + 1) // 2
+    counters = jax.lax.iota(jnp.uint32, count)[:, None]
+    first, second = threefry.hash_pairs(
+        words[None, :, 0], words[None, :, 1], jnp.zeros_like(counters), counters
+    )
+    # Row j holds number j of every key: the words of counter j // 2, interleaved.
+    bits = jnp.stack([first, second], axis=1).reshape(2 * count, -1)[:size]
+    numbers_major = _normal_from_bits(bits)
+    identity = jnp.eye(size, dtype=numbers_major.dtype)
+    return jax.lax.dot_general(
+        numbers_major, identity, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST
+    )

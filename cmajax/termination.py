@@ -259,7 +259,11 @@ def push(ring: Ring, value: Array, when: Array | bool = True) -> Ring:
     size = ring.size
     value = value.astype(ring.values.dtype)
     if ring.values.shape[0] <= MASKED_PUSH_MAX:
-        slot = (jnp.arange(ring.values.shape[0]) == ring.head) & when
+        # The first value fills every entry, and the entries past ``size`` (a capacity padded
+        # for other λ) take each new value: every stored entry then holds a value of the window,
+        # and ``window_range`` needs no mask of the written slots.
+        index = jnp.arange(ring.values.shape[0])
+        slot = ((index == ring.head) | (index >= size) | (ring.count == 0)) & when
         values = jnp.where(slot, value, ring.values)
     else:
         old = jax.lax.dynamic_index_in_dim(ring.values, ring.head, keepdims=False)
@@ -276,6 +280,20 @@ def newest(ring: Ring, k: int, skip: Array | int = 0) -> tuple[Array, Array]:
     age = skip + jnp.arange(k)
     values = ring.values[(ring.head - 1 - age) % ring.size]
     return values, age < ring.count
+
+
+def window_range(ring: Ring) -> Array:
+    """max − min of the ring's ``count`` newest values (+inf for none), in any order.
+
+    A ring written by masked passes holds values of its window only (``push``), so its range
+    is the range of all stored entries: a vmapped batch of 1024 (1+1) runs' 310-entry histories
+    spent 0.25 of 1.2 ms per generation on a mask of the written slots and the masked copies
+    that XLA's reductions read. A longer ring is written one slot at a time, and masked.
+    """
+    if ring.values.shape[0] <= MASKED_PUSH_MAX:
+        values = ring.values
+        return jnp.where(ring.count > 0, jnp.max(values) - jnp.min(values), jnp.inf)
+    return _masked_range(ring.values, written(ring))
 
 
 def written(ring: Ring) -> Array:
@@ -534,7 +552,7 @@ def check(term: TerminationState, snap: Snapshot, thr: Thresholds) -> Terminatio
     scaled_stds = snap.sigma * snap.stds
     fit_range = _masked_range(snap.fitness_sorted, jnp.isfinite(snap.fitness_sorted))
     history = term.best_history
-    hist_range = _masked_range(history.values, written(history))
+    hist_range = window_range(history)
     longest, shortest = jnp.max(snap.axis_lengths), jnp.min(snap.axis_lengths)
     flags = StopFlags(
         ftarget=_on(thr.ftarget) & (snap.best_fitness <= thr.ftarget),

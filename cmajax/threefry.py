@@ -66,3 +66,19 @@ def split(key: jax.Array, num: int = 2) -> jax.Array:
         return jax.random.split(key, num)
     first, second = hash_counters(jax.random.key_data(key), num)
     return jax.random.wrap_key_data(jnp.stack([first, second], axis=-1), impl="threefry2x32")
+
+
+def split_at(key: jax.Array, index: jax.Array, num: int) -> jax.Array:
+    """``jax.random.split(key, num)[index]`` for a traced ``index``, hashing only that key in
+    the default layout (the keys of a split hash the counters 0 .. num-1 independently).
+
+    A loop that reads its step's key this way instead of slicing a precomputed array lets XLA
+    fuse the hash with the draw that reads it; a dynamic slice fused into the draw of 1024
+    vmapped (1+1) runs made it 0.23 instead of 0.06 ms per generation.
+    """
+    if not _default_layout_threefry(key):
+        return jax.random.split(key, num)[index]
+    counter = jnp.asarray(index, jnp.uint32)
+    words = jax.random.key_data(key)
+    first, second = hash_pairs(words[0], words[1], jnp.zeros_like(counter), counter)
+    return jax.random.wrap_key_data(jnp.stack([first, second]), impl="threefry2x32")

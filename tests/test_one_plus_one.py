@@ -129,6 +129,21 @@ def test_the_strategy_contract():
     assert "tolflatfitness" not in cmajax.stop_reasons(state.stop)
 
 
+def test_the_coordinate_deviations_follow_the_factor():
+    """``stds`` is updated in O(n) from the rank-one change and recomputed with the axis
+    lengths every 10n generations: it stays within 1e-4 (relative, float32; measured 3e-6 at
+    n = 10) of √diag(AAᵀ) at every 37th generation of a 6-D ellipsoid run. A wrong update (a
+    missing α, a wrong sign of b) is off by about c_cov, 5e-2, within a few generations."""
+    es = cmajax.one_plus_one_cma_es(1.0, termination=cmajax.TerminationOptions.never())
+    chunk = jax.jit(lambda s, k: cmajax.run(es, cmajax.functions.ellipsoid, s, k, 37))
+    state = es.init(jnp.full(6, 2.0))
+    for key in jax.random.split(jax.random.key(2), 80):
+        state = chunk(state, key)
+        exact = np.sqrt(np.sum(np.asarray(state.A, np.float64) ** 2, axis=1))
+        np.testing.assert_allclose(state.stds, exact, rtol=1e-4)
+    assert float(state.best_fitness) < 1e-6  # the run went far: C changed by many orders
+
+
 def test_minimize_and_the_restart_drivers():
     result = cmajax.minimize(
         cmajax.functions.ellipsoid,

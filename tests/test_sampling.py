@@ -41,11 +41,20 @@ def test_rows_do_not_depend_on_how_many_are_drawn(popsize):
     )
 
 
-def test_a_vmapped_draw_is_the_draw_of_each_key():
-    keys = jax.random.split(jax.random.key(9), 4)
-    batched = jax.vmap(lambda k: standard_normal(k, 6, 3, jnp.float32))(keys)
-    for i in range(4):
-        np.testing.assert_array_equal(batched[i], standard_normal(keys[i], 6, 3, jnp.float32))
+@pytest.mark.parametrize("shape", [(6, 3), (1, 10), (1, 1), (3, 5), (1, 31), (4, 8), (8, 4)])
+def test_a_vmapped_draw_is_the_draw_of_each_key(shape):
+    """Sizes below ``TRANSPOSED_BELOW`` (32) take the numbers-major path, the others the plain one;
+    both equal each key's own draw bit for bit, also inside a second ``vmap``."""
+    keys = jax.random.split(jax.random.key(9), 6)
+    draw = jax.jit(jax.vmap(lambda k: standard_normal(k, *shape, jnp.float32)))
+    batched = draw(keys)
+    nested = jax.jit(jax.vmap(jax.vmap(lambda k: standard_normal(k, *shape, jnp.float32))))(
+        keys.reshape(2, 3)
+    )
+    for i in range(6):
+        own = standard_normal(keys[i], *shape, jnp.float32)
+        np.testing.assert_array_equal(batched[i], own)
+        np.testing.assert_array_equal(nested[i // 3, i % 3], own)
 
 
 def test_the_draw_ignores_the_partitionable_flag():

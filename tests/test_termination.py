@@ -181,3 +181,25 @@ def test_written_marks_the_entries_newest_reads():
                 expected = np.sort(np.asarray(ordered)[np.asarray(valid)])
                 got = np.sort(np.asarray(values)[np.asarray(term_lib.written(ring))])
                 np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("capacity", [9, term_lib.MASKED_PUSH_MAX + 3])
+def test_the_window_range_is_the_range_of_the_newest_values(capacity):
+    """After every push (some skipped by ``when``), ``window_range`` is the max − min of the
+    ``count`` newest values pushed, +inf before the first, for a ring whose size equals its
+    capacity and for one stored in a padded capacity; a short ring is read without a mask
+    (``push`` keeps only window values in it), a long one with ``written``'s mask."""
+    rng = np.random.default_rng(1)
+    push = jax.jit(term_lib.push)
+    window_range = jax.jit(term_lib.window_range)
+    for size in (capacity, capacity - 4):
+        ring = term_lib.empty_ring(size, jnp.float32, capacity)
+        assert float(window_range(ring)) == np.inf
+        pushed = []
+        for step in range(3 * capacity):
+            value = np.float32(rng.normal() * 10.0 ** rng.integers(-3, 3))
+            when = step % 7 != 3
+            ring = push(ring, value, when)
+            pushed += [value] if when else []
+            window = np.array(pushed[-size:], np.float32)
+            assert float(window_range(ring)) == np.float32(window.max() - window.min()), step

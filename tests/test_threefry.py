@@ -65,3 +65,23 @@ def test_other_keys_and_layouts_go_to_jax():
         legacy = jax.random.key_data(jax.random.split(key, 3))
         np.testing.assert_array_equal(jax.random.key_data(threefry.split(key, 3)), legacy)
     assert np.any(legacy != partitionable)  # the two layouts differ, so the check can fail
+
+
+def test_split_at_is_one_key_of_the_split():
+    """Traced index, under ``jit`` and ``vmap``, in the default layout and another one."""
+    key = jax.random.key(19)
+    expected = jax.random.key_data(jax.random.split(key, 7))
+    at = jax.jit(threefry.split_at, static_argnums=2)
+    for i in (0, 3, 6):
+        np.testing.assert_array_equal(jax.random.key_data(at(key, i, 7)), expected[i])
+    keys = jax.random.split(jax.random.key(20), 4)
+    batched = jax.jit(jax.vmap(lambda k, i: threefry.split_at(k, i, 5)))(keys, jnp.arange(4))
+    for i in range(4):
+        np.testing.assert_array_equal(
+            jax.random.key_data(batched[i]), jax.random.key_data(jax.random.split(keys[i], 5))[i]
+        )
+    rbg = jax.random.key(4, impl="rbg")
+    np.testing.assert_array_equal(
+        jax.random.key_data(threefry.split_at(rbg, 2, 3)),
+        jax.random.key_data(jax.random.split(rbg, 3))[2],
+    )

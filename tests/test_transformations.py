@@ -157,3 +157,41 @@ def test_a_stopped_member_does_not_open_the_lazy_branch():
     alone = jax.jit(step)(jnp.zeros(()), jnp.array(True), jnp.array(False))
     jax.effects_barrier()
     assert calls and float(alone) == 1.0
+
+
+def test_leaves_taken_as_is_skip_the_per_member_select():
+    """Under ``vmap`` a leaf that ``taken_as_is`` marks comes from ``true_fn`` for every
+    member, the others from ``false_fn`` where ``pred`` is false; alone, a plain cond."""
+
+    def step(pred, op):
+        return lazy_cond(
+            pred,
+            lambda o: {"kept": o["kept"] + 1.0, "other": o["other"] + 1.0},
+            lambda o: o,
+            op,
+            lambda out: {"kept": True, "other": False},
+        )
+
+    op = {"kept": jnp.zeros(3), "other": jnp.zeros(3)}
+    out = jax.jit(jax.vmap(step))(jnp.array([True, False, True]), op)
+    np.testing.assert_array_equal(out["kept"], [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(out["other"], [1.0, 0.0, 1.0])
+    alone = jax.jit(step)(jnp.array(False), {"kept": jnp.zeros(()), "other": jnp.zeros(())})
+    assert float(alone["kept"]) == 0.0 and float(alone["other"]) == 0.0
+
+
+def test_a_stopped_member_keeps_its_history_in_a_batch():
+    """``guarded_tell`` takes the recent best-f history of a vmapped batch without a select, so
+    ``conclude`` must not push it for a member that stopped while the others go on: its head
+    and count stay those of the same run alone (the values equal to rounding)."""
+    es = cmajax.one_plus_one_cma_es(1.0, termination=cmajax.TerminationOptions(ftarget=1e-3))
+    x0s = jnp.asarray([[0.1, 0.1, 0.1], [3.0, -3.0, 3.0]], jnp.float32)
+    keys = jax.random.split(jax.random.key(3), 2)
+    run = lambda x0, k: cmajax.run(es, functions.sphere, es.init(x0), k, 400)  # noqa: E731
+    batched = jax.jit(jax.vmap(run))(x0s, keys)
+    first = jax.jit(run)(x0s[0], keys[0])
+    assert bool(first.stopped) and int(first.generation) < int(batched.generation[1])
+    history = first.termination.best_history
+    got = jax.tree.map(lambda leaf: leaf[0], batched.termination.best_history)
+    assert int(got.head) == int(history.head) and int(got.count) == int(history.count)
+    np.testing.assert_allclose(got.values, history.values, rtol=1e-5)
