@@ -623,6 +623,16 @@ def measure_restarts(config: Config) -> list[dict[str, Any]]:
             + ", ".join(str(r["runs"]) for r in py),
             f"backend compiles: {out['backend_compiles']}",
         ]
+        # The schedules' evaluation counts differ by luck (how many restarts a seed needs), so
+        # the time per evaluation separates speed from that luck.
+        cm_evals, py_evals = sum(r["evals"] for r in cm), sum(r["evals"] for r in py)
+        if cm_evals and py_evals:
+            per_eval = sum(r["seconds"] for r in cm) / cm_evals
+            per_eval /= sum(r["seconds"] for r in py) / py_evals
+            notes.append(
+                f"evaluations over the seeds: cmajax {cm_evals:,}, pycma {py_evals:,}; seconds per "
+                f"evaluation, cmajax/pycma: {bu.fmt(per_eval)}"
+            )
         if out.get("cache_requests"):
             notes.append(f"persistent cache was consulted {out['cache_requests']} times")
         rows.append(
