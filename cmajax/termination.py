@@ -356,13 +356,6 @@ def _sorted_median(ordered: Array, count: Array) -> Array:
     return jnp.where(jnp.isfinite(total), 0.5 * total, a + 0.5 * (b - a))
 
 
-def _masked_median(values: Array, valid_count: Array) -> Array:
-    """Median of the first ``valid_count`` entries (numpy's convention for even counts)."""
-    idx = jnp.arange(values.shape[0])
-    ordered = jnp.sort(jnp.where(idx < jnp.maximum(valid_count, 1), values, jnp.inf))
-    return _sorted_median(ordered, valid_count)
-
-
 # Populations up to this size are ranked by counting comparisons instead of sorting.
 RANK_BY_COUNTING_MAX = 64
 
