@@ -13,7 +13,9 @@ arithmetic. Properties the strategies rely on:
 - it depends on the key only, so ``vmap(ask)(keys)[i] == ask(keys[i])``;
 - the first ``λ·n`` numbers do not depend on how many are drawn, so a padded population
   (``cma_es(popsize_range=...)``) asks the unpadded candidates first;
-- it does not depend on ``jax_threefry_partitionable``.
+- it does not depend on ``jax_threefry_partitionable``;
+- under ``vmap``, fewer than 32 numbers per key are drawn numbers-major (``_normals_batched``),
+  where XLA's CPU loops vectorize, with the same bits.
 
 float64 needs 64 random bits per number, a whole hash either way: it is JAX's
 ``jax.random.normal``. Keys of other implementations (``rbg``, ``unsafe_rbg``, Philox) are
