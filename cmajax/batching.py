@@ -105,3 +105,33 @@ def and_if_batched(pred: jax.Array, live: jax.Array) -> jax.Array:
         return pred & live, any(in_batched)
 
     return mask(pred, live)
+
+
+def lazy_if_batched(
+    pred: jax.Array, true_fn: Callable[[T], Any], false_fn: Callable[[T], Any], operand: T
+):
+    """``true_fn(operand)`` for one run; per member under ``vmap``, ``lazy_cond(pred, ...)``.
+
+    For a ``false_fn`` that gives what ``true_fn`` would, or an answer as good for every use
+    (the callers' contract): then skipping ``true_fn`` only saves work, and where the batch
+    as a whole still needs it, a single run pays no branch for it.
+    """
+
+    @custom_vmap
+    def alone(pred, operand):
+        del pred
+        return true_fn(operand)
+
+    @alone.def_vmap
+    def batched(axis_size, in_batched, pred, operand):
+        pred_batched, operand_batched = in_batched
+        in_axes = (
+            0 if pred_batched else None,
+            jax.tree.map(lambda b: 0 if b else None, operand_batched),
+        )
+        out = jax.vmap(
+            lambda p, o: lazy_cond(p, true_fn, false_fn, o), in_axes=in_axes, axis_size=axis_size
+        )(pred, operand)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return alone(pred, operand)

@@ -255,6 +255,9 @@ def conclude(
     }
 
     termination = state.termination
+    # This generation's best against the previous one's, both entries of the history.
+    previous = termination.generation_finite & any_finite
+    history_step = jnp.where(previous, jnp.abs(fitness_sorted[0] - termination.generation_best), 0)
     termination = termination._replace(
         flags=termination.flags._replace(nonfinite=any_finite & ~finite)
     )
@@ -283,6 +286,7 @@ def conclude(
         best_evaluation=best_evaluation,
         fitness_sorted=fitness_sorted,
         n_finite=n_finite,
+        history_step=history_step,
         **diagnostics(new),
     )
     checked = term_lib.check(new.termination, snapshot, new.thresholds)

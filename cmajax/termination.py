@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cmajax.batching import lazy_cond
+from cmajax.batching import lazy_cond, lazy_if_batched
 
 Array = jax.Array
 
@@ -535,6 +535,9 @@ class Snapshot(NamedTuple):
     best_evaluation: Array
     fitness_sorted: Array
     n_finite: Array
+    history_step: Array
+    """|newest − previous| of the recent best-f history where both entries are this and the
+    previous generation's (0 otherwise): a lower bound on the history's range."""
 
 
 def _on(threshold: Array) -> Array:
@@ -549,7 +552,16 @@ def check(term: TerminationState, snap: Snapshot, thr: Thresholds) -> Terminatio
     scaled_stds = snap.sigma * snap.stds
     fit_range = _masked_range(snap.fitness_sorted, jnp.isfinite(snap.fitness_sorted))
     history = term.best_history
-    hist_range = window_range(history)
+    # The range only decides tolfun and tolfunhist: where its lower bound already reaches both
+    # thresholds, +inf decides the same. Lazily so only in a vmapped batch, which then skips the
+    # pass over every run's history (1024 (1+1) runs: 0.74 → 0.67 µs per evaluation); one run
+    # computes it.
+    hist_range = lazy_if_batched(
+        snap.history_step < jnp.maximum(thr.tolfun, thr.tolfunhist),
+        window_range,
+        lambda ring: jnp.full((), jnp.inf, ring.values.dtype),
+        history,
+    )
     longest, shortest = jnp.max(snap.axis_lengths), jnp.min(snap.axis_lengths)
     flags = StopFlags(
         ftarget=_on(thr.ftarget) & (snap.best_fitness <= thr.ftarget),

@@ -203,3 +203,34 @@ def test_the_window_range_is_the_range_of_the_newest_values(capacity):
             pushed += [value] if when else []
             window = np.array(pushed[-size:], np.float32)
             assert float(window_range(ring)) == np.float32(window.max() - window.min()), step
+
+
+def test_a_batch_skips_the_history_range_without_changing_a_flag(monkeypatch):
+    """In a vmapped batch the history's range is computed only when some member's newest step
+    is below the ``tolfun``/``tolfunhist`` thresholds (``termination.check``). The same batch
+    with the range computed in every generation must give the same states bit for bit. The
+    runs stop (by ``tolfun`` among others) at different generations, so in many
+    generations some members skip the range while others need it."""
+    cases = [
+        (cmajax.cma_es(0.5), functions.rastrigin, jnp.zeros(6), 600),
+        (cmajax.one_plus_one_cma_es(0.5), functions.sphere, jnp.ones(4), 3000),
+    ]
+    keys = jax.random.split(jax.random.key(5), 4)
+
+    def batch(es, fun, x0, generations):
+        run = jax.vmap(lambda k: cmajax.run(es, fun, es.init(x0), k, generations))
+        return jax.jit(run)(keys)
+
+    lazy = [batch(*case) for case in cases]
+    monkeypatch.setattr(
+        term_lib, "lazy_if_batched", lambda pred, true_fn, false_fn, op: true_fn(op)
+    )
+    always = [batch(*case) for case in cases]
+    seen = set()
+    for a, b in zip(lazy, always, strict=True):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_array_equal(x, y)
+        for i in range(4):
+            seen.update(cmajax.stop_reasons(jax.tree.map(lambda f, i=i: f[i], a.stop)))
+        assert len(set(np.asarray(a.generation).tolist())) > 1  # members stop apart
+    assert "tolfun" in seen, seen  # a criterion that reads the range decided

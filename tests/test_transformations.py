@@ -195,3 +195,17 @@ def test_a_stopped_member_keeps_its_history_in_a_batch():
     got = jax.tree.map(lambda leaf: leaf[0], batched.termination.best_history)
     assert int(got.head) == int(history.head) and int(got.count) == int(history.count)
     np.testing.assert_allclose(got.values, history.values, rtol=1e-5)
+
+
+def test_lazy_if_batched_is_true_fn_alone_and_lazy_in_a_batch():
+    """Alone ``true_fn`` runs whatever ``pred`` says; in a batch each member gets its branch."""
+    from cmajax.batching import lazy_if_batched
+
+    def step(pred, x):
+        return lazy_if_batched(pred, lambda o: o + 1.0, lambda o: o - 1.0, x)
+
+    assert float(jax.jit(step)(jnp.array(False), jnp.zeros(()))) == 1.0
+    out = jax.jit(jax.vmap(step))(jnp.array([True, False]), jnp.zeros(2))
+    np.testing.assert_array_equal(out, [1.0, -1.0])
+    unbatched_x = jax.jit(jax.vmap(step, in_axes=(0, None)))(jnp.array([False, True]), 0.0)
+    np.testing.assert_array_equal(unbatched_x, [-1.0, 1.0])
