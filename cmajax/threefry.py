@@ -64,8 +64,7 @@ def split(key: jax.Array, num: int = 2) -> jax.Array:
     docstring). Any key other than one typed threefry key in the default layout goes to JAX."""
     if not _default_layout_threefry(key):
         return jax.random.split(key, num)
-    first, second = hash_counters(jax.random.key_data(key), num)
-    return jax.random.wrap_key_data(jnp.stack([first, second], axis=-1), impl="threefry2x32")
+    return _as_keys(*hash_counters(jax.random.key_data(key), num))
 
 
 def split_at(key: jax.Array, index: jax.Array, num: int) -> jax.Array:
@@ -80,5 +79,9 @@ def split_at(key: jax.Array, index: jax.Array, num: int) -> jax.Array:
         return jax.random.split(key, num)[index]
     counter = jnp.asarray(index, jnp.uint32)
     words = jax.random.key_data(key)
-    first, second = hash_pairs(words[0], words[1], jnp.zeros_like(counter), counter)
-    return jax.random.wrap_key_data(jnp.stack([first, second]), impl="threefry2x32")
+    return _as_keys(*hash_pairs(words[0], words[1], jnp.zeros_like(counter), counter))
+
+
+def _as_keys(first: jax.Array, second: jax.Array) -> jax.Array:
+    """Typed threefry keys whose two words are ``first`` and ``second``."""
+    return jax.random.wrap_key_data(jnp.stack([first, second], axis=-1), impl="threefry2x32")
