@@ -136,7 +136,8 @@ def _eigen(cov: Array) -> tuple[Array, Array, Array]:
     also adds to the diagonal), which keeps C symmetric positive definite in float32 as well.
     """
     cov = 0.5 * (cov + cov.T)
-    eigvals, eigvecs = jnp.linalg.eigh(cov)
+    # Exactly symmetric now: eigh's own symmetrization would change no bit, only add kernels.
+    eigvals, eigvecs = jnp.linalg.eigh(cov, symmetrize_input=False)
     floor = jnp.finfo(cov.dtype).eps * jnp.maximum(eigvals[-1], jnp.finfo(cov.dtype).tiny)
     lift = jnp.maximum(floor - eigvals[0], 0.0)
     cov = cov + lift * jnp.eye(cov.shape[0], dtype=cov.dtype)
@@ -161,7 +162,8 @@ def _factor_cholesky(cov: Array) -> tuple[Array, Array]:
     eye = jnp.eye(n, dtype=cov.dtype)
 
     def factor(m):
-        return m, jnp.linalg.cholesky(m)
+        # m is exactly symmetric (above; adding bump·I keeps it so): no second symmetrization.
+        return m, jnp.linalg.cholesky(m, symmetrize_input=False)
 
     def repaired(m):
         bump = jnp.max(jnp.diagonal(m)) * n * jnp.finfo(m.dtype).eps
@@ -619,7 +621,7 @@ def _check_popsize_range(popsize_range: Any, popsize: int | None) -> tuple[int, 
 
 def diagnostics(state: CMAState) -> dict[str, Array]:
     """Termination inputs: √C_ii, p_c, √eigenvalues, and principal axis g mod n."""
-    i = state.generation % state.mean.shape[0]
+    i = term_lib.natural_rem(state.generation, state.mean.shape[0])
     return dict(
         stds=jnp.sqrt(jnp.diagonal(state.C)),
         pc=state.pc,

@@ -320,10 +320,10 @@ def spectrum(V: Array, G: Array, cd: Array) -> tuple[Array, Array]:
     X = alpha * (T + T.T) + jnp.matmul(jnp.matmul(T, G, precision=HIGHEST), T.T, precision=HIGHEST)
     variances = alpha**2 + jnp.sum(V * jnp.matmul(X, V, precision=HIGHEST), axis=0)
     # Spectrum of Vᵀ X V: that of G^½ X G^½ (m×m), plus zeros when n > m.
-    g_vals, g_vecs = jnp.linalg.eigh(0.5 * (G + G.T))
+    g_vals, g_vecs = jnp.linalg.eigh(0.5 * (G + G.T), symmetrize_input=False)
     root = g_vecs * jnp.sqrt(jnp.maximum(g_vals, 0.0))
     K = jnp.matmul(jnp.matmul(root.T, X, precision=HIGHEST), root, precision=HIGHEST)
-    eig = alpha**2 + jnp.linalg.eigvalsh(0.5 * (K + K.T))
+    eig = alpha**2 + jnp.linalg.eigvalsh(0.5 * (K + K.T), symmetrize_input=False)
     if n > m:
         eig = jnp.concatenate([eig, alpha[None] ** 2])
     tiny = jnp.finfo(V.dtype).tiny

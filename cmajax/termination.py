@@ -249,6 +249,18 @@ def empty_ring(size: int, dtype, capacity: int | None = None) -> Ring:
     return Ring(values, zero, zero, jnp.asarray(size, jnp.int32))
 
 
+def natural_rem(a: Array, b: Array | int) -> Array:
+    """``a % b`` for integers a ≥ 0, b > 0, where it equals the truncated remainder: one
+    operation, where ``%`` (``jnp.remainder``, floored) adds a sign fix of three more, each a
+    scalar kernel of its own in the compiled program."""
+    return jax.lax.rem(a, jnp.asarray(b, jnp.asarray(a).dtype))
+
+
+def natural_div(a: Array, b: Array | int) -> Array:
+    """``a // b`` for integers a ≥ 0, b > 0 (see ``natural_rem``)."""
+    return jax.lax.div(a, jnp.asarray(b, jnp.asarray(a).dtype))
+
+
 # Up to this many entries a ring is written by a masked pass over all of it (one fused
 # elementwise op, also under vmap); longer ones by writing the one slot, a scatter under vmap.
 MASKED_PUSH_MAX = 512
@@ -270,7 +282,7 @@ def push(ring: Ring, value: Array, when: Array | bool = True) -> Ring:
         values = jax.lax.dynamic_update_index_in_dim(
             ring.values, jnp.where(when, value, old), ring.head, 0
         )
-    head = jnp.where(when, (ring.head + 1) % size, ring.head)
+    head = jnp.where(when, natural_rem(ring.head + 1, size), ring.head)
     count = jnp.where(when, jnp.minimum(ring.count + 1, size), ring.count)
     return Ring(values, head, count, size)
 
@@ -351,7 +363,7 @@ def _sorted_median(ordered: Array, count: Array) -> Array:
     a + (b − a)/2, which cannot; ``0.5*a + 0.5*b`` would not do, since XLA refactors it back.
     """
     k = jnp.maximum(count, 1)
-    a, b = ordered[(k - 1) // 2], ordered[k // 2]
+    a, b = ordered[natural_div(k - 1, 2)], ordered[natural_div(k, 2)]
     total = a + b
     return jnp.where(jnp.isfinite(total), 0.5 * total, a + 0.5 * (b - a))
 
@@ -446,7 +458,7 @@ def record_stagnation(
     them. ``records`` are ``term``'s records before this generation.
     """
     best, median = records
-    record = told & (generation % STAGNATION_RECORD_EVERY == 0) & term.generation_finite
+    record = told & (natural_rem(generation, STAGNATION_RECORD_EVERY) == 0) & term.generation_finite
     best = push(best, term.generation_best, record)
     median = push(median, term.generation_median, record)
     stalled = jnp.where(
@@ -468,7 +480,7 @@ def record_stagnation(
 def _record_windows(best: Ring, tolstagnation: Array | float) -> tuple[Array, Array, Array]:
     """pycma's window length l in records (capped at the record's tenth), its float before
     flooring, and whether the record is long enough to compare two windows of l."""
-    tenth = jnp.maximum(1, best.size // 10)
+    tenth = jnp.maximum(1, natural_div(best.size, 10))
     count = best.count
     l_float = jnp.maximum(tolstagnation / 10, count / 10)
     length = jnp.minimum(jnp.floor(l_float).astype(jnp.int32), tenth)

@@ -260,3 +260,14 @@ def test_a_batch_skips_the_history_range_without_changing_a_flag(monkeypatch):
         assert 0 < always[name].sum() < members, (name, always[name].sum())
     needed = np.abs(newest - previous) < max(float(thr.tolfun), float(thr.tolfunhist))
     assert 0 < needed.sum() < members  # members that skip the range and members that need it
+
+
+def test_natural_remainder_and_quotient_are_pythons_for_natural_numbers():
+    """The one-operation remainder and quotient of the rings' heads and the record's schedule
+    agree with Python's ``%`` and ``//`` wherever both operands are natural, in int32."""
+    a = np.array([0, 1, 4, 5, 9, 10, 11, 839, 840, 2**31 - 1], np.int32)
+    for b in (1, 2, 5, 10, 310, 840):
+        got_rem = np.asarray(term_lib.natural_rem(jnp.asarray(a), b))
+        got_div = np.asarray(term_lib.natural_div(jnp.asarray(a), jnp.int32(b)))
+        np.testing.assert_array_equal(got_rem, a % b)
+        np.testing.assert_array_equal(got_div, a // b)
