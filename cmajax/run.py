@@ -35,6 +35,14 @@ def run(
     ``jax.random.split(key, num_generations)[i]``.
     """
 
+    if not threefry.hashes_in_place(key):
+        # Other key implementations split once, before the loop, and scan over the keys.
+        def keyed_step(carry, step_key):
+            return generation(strategy, fun, carry, step_key), None
+
+        state, _ = jax.lax.scan(keyed_step, state, jax.random.split(key, num_generations))
+        return state
+
     # Hashed in the loop body: a slice of precomputed keys, fused into the draw, slowed it.
     def step(carry, index):
         step_key = threefry.split_at(key, index, num_generations)

@@ -50,6 +50,13 @@ def hash_counters(words: jax.Array, count: int) -> tuple[jax.Array, jax.Array]:
     return hash_pairs(words[0], words[1], jnp.zeros_like(counters), counters)
 
 
+def hashes_in_place(key: jax.Array) -> bool:
+    """Whether ``split`` and ``split_at`` hash ``key`` here (one typed threefry key in JAX's
+    default layout); for any other key they call ``jax.random.split``, whose keys ``split_at``
+    would compute all of to pick one."""
+    return _default_layout_threefry(key)
+
+
 def _default_layout_threefry(key: jax.Array) -> bool:
     return (
         jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jax.extend.random import threefry2x32_p
 
+import cmajax
 from cmajax import threefry
 
 
@@ -85,3 +86,20 @@ def test_split_at_is_one_key_of_the_split():
         jax.random.key_data(threefry.split_at(rbg, 2, 3)),
         jax.random.key_data(jax.random.split(rbg, 3))[2],
     )
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_run_asks_generation_i_with_key_i_of_the_split(impl):
+    """``cmajax.run``'s documented keys, for a key it hashes in its loop and for one it splits
+    before the loop: the same states as ask/tell by hand with ``jax.random.split``."""
+    es = cmajax.cma_es(0.5)
+    key = jax.random.key(8, impl=impl)
+    state = es.init(jnp.ones(3))
+    got = jax.jit(lambda s, k: cmajax.run(es, cmajax.functions.sphere, s, k, 4))(state, key)
+    want = state
+    for step_key in jax.random.split(key, 4):
+        asked = es.ask(step_key, want)
+        want = es.tell(want, asked, jax.vmap(cmajax.functions.sphere)(asked))
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6)
+    np.testing.assert_allclose(got.sigma, want.sigma, rtol=1e-6)
+    assert int(got.generation) == 4
