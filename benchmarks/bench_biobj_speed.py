@@ -12,7 +12,8 @@ evaluations from one start uniform in [-4, 4]^n, σ0 = 2, reference point = the 
 Each cmajax setting runs in a fresh process, so the first call's seconds include tracing and
 compiling; a second call in the same process (instance 2 of the problem, same shapes) shows
 what a repeated call costs: nothing to compile with a host function, whose program does not
-depend on the function object, but a new program for a JAX objective, a new function. A third
+depend on the function object, nor with a JAX objective, whose program is keyed by its
+structure and takes the instance's data as an argument (``cmajax.lifted``). A third
 setting enables ``cmajax.enable_compilation_cache`` in a folder a previous process filled: the
 cost of a new process on a machine that ran the program before. Compile seconds are the
 result's ``compile_seconds``; run seconds the rest. Ratios are comocma's seconds over cmajax's

@@ -2,10 +2,12 @@
 
 A ``jax.jit`` of a closure built inside a call compiles again at every call: the closure is a
 new function object, so JAX's own cache, keyed by function identity, never hits. The drivers
-(``minimize``, ``ipop``/``bipop``) therefore keep their compiled programs here, keyed by what
-decides the program: the objective function object, the strategy's static options, and the
-shapes and dtypes of the arguments. A repeated call with the same objective, shapes and options
-then runs the program it compiled before, with no tracing and no compilation.
+(``minimize``, ``ipop``/``bipop``, the multi-objective driver) therefore keep their compiled
+programs here, keyed by what decides the program: the objective's structure (``cmajax.lifted``:
+its jaxpr, with the values it closes over passed as an argument; the function object where it
+cannot be lifted), the strategy's static options, and the shapes and dtypes of the arguments. A
+repeated call with the same objective, or another closure of the same code, with the same
+shapes and options then runs the program it compiled before, without compiling.
 
 ``enable_compilation_cache`` switches on JAX's persistent (on-disk) compilation cache, so a new
 process skips XLA's compilation of programs an earlier process compiled. JAX's cache is keyed by
@@ -34,6 +36,8 @@ from typing import Any
 import jax
 import numpy as np
 from jax.experimental import serialize_executable
+
+from cmajax import lifted
 
 # Compiled programs kept per process; the least recently used beyond this are dropped.
 MAX_PROGRAMS = 64
@@ -325,6 +329,7 @@ def _save(path: str, program: Any) -> None:
 
 
 def clear() -> None:
-    """Forget every kept program (for tests and to free memory)."""
+    """Forget every kept program and lifted objective (for tests and to free memory)."""
     with _lock:
         _programs.clear()
+    lifted.clear()

@@ -27,6 +27,7 @@ from jax.sharding import Mesh
 
 from cmajax import checkpoint as ckpt
 from cmajax import compilation, sharding, threefry
+from cmajax import lifted as lifted_objective
 from cmajax import termination as term_lib
 from cmajax.base import (
     Layout,
@@ -226,22 +227,23 @@ def _history_rows(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: rows[name] for name in HISTORY_COLUMNS}
 
 
-def _chunk_program(strategy, batched, generations: int, every: int, k: int, padded: bool = False):
-    """(state, key, fitness) → (state, key, fitness, raw history of generations/every rows)."""
+def _chunk_program(strategy, evaluate, generations: int, every: int, k: int, padded: bool = False):
+    """(state, key, fitness, values) → (state, key, fitness, raw history of generations/every
+    rows); ``evaluate(values, population)`` is the objective (``values``: see ``lifted``)."""
 
-    def generation(carry, _):
-        state, key, _ = carry
-        key, sub = threefry.split(key)
-        population = strategy.ask(sub, state)
-        fitness = batched(evaluation_points(population))
-        return (strategy.tell(state, population, fitness), key, fitness), None
+    def chunk(state, key, fitness, values):
+        def generation(carry, _):
+            state, key, _ = carry
+            key, sub = threefry.split(key)
+            population = strategy.ask(sub, state)
+            fitness = evaluate(values, evaluation_points(population))
+            return (strategy.tell(state, population, fitness), key, fitness), None
 
-    def row(carry, _):
-        carry, _ = jax.lax.scan(generation, carry, None, every)
-        state, _, fitness = carry
-        return carry, _record(state, strategy.diagnostics, fitness, k, padded)
+        def row(carry, _):
+            carry, _ = jax.lax.scan(generation, carry, None, every)
+            state, _, fitness = carry
+            return carry, _record(state, strategy.diagnostics, fitness, k, padded)
 
-    def chunk(state, key, fitness):
         (state, key, fitness), rows = jax.lax.scan(
             row, (state, key, fitness), None, generations // every
         )
@@ -384,11 +386,16 @@ def minimize(
         ``KeyboardInterrupt`` there (as Ctrl-C does anywhere in the loop) ends the run with
         ``stop == {"interrupted"}`` and the best solution so far.
 
-    Compilation: the compiled program is kept for the process, keyed by ``fun`` (the same
-    function object), ``method``, the strategy options, and x0's structure, shapes and dtypes.
-    A repeated call with those unchanged compiles nothing; ``sigma0``, ``x0``'s values,
-    ``seed``, ``max_evals``, ``ftarget`` and the termination thresholds may all change.
-    ``cmajax.enable_compilation_cache()`` also keeps compiled programs across processes.
+    Compilation: the compiled program is kept for the process, keyed by ``method``, the
+    strategy options, x0's structure, shapes and dtypes, and ``fun``'s *structure*: its jaxpr
+    with the arrays and float constants it closes over taken out and passed to the program as
+    an argument (``cmajax.lifted``). A repeated call with those unchanged compiles nothing;
+    ``sigma0``, ``x0``'s values, ``seed``, ``max_evals``, ``ftarget``, the termination
+    thresholds and the data ``fun`` closes over may all change (another BBOB instance, a
+    ``lambda`` rebuilt around new data). Host functions, and objectives with effects or
+    callbacks, are keyed by the function object instead. A function object is traced once and
+    its closure read then, as ``jax.jit`` does. ``cmajax.enable_compilation_cache()`` also
+    keeps compiled programs across processes.
 
     Returns:
       ``OptimizeResult``. ``history`` holds, per recorded generation: ``generation``,
@@ -577,23 +584,42 @@ class _Problem:
         self.compile_seconds += time.perf_counter() - start
         return strategy, program(*args)
 
-    def stored_as(self, key: tuple, layout: Layout, popsize: int) -> tuple | None:
-        """``key`` with the objective replaced by its fingerprint, for the program store.
-
-        None (not stored) for host functions, whose callbacks a stored program cannot carry,
-        and for objectives with effects or closed-over values the fingerprint cannot read.
-        """
-        if self.host_function or self.mesh is not None:  # a mesh's devices are this process's
-            return None
-        population = jax.tree.unflatten(
+    def population(self, layout: Layout, popsize: int) -> PyTree:
+        """The shapes of the population the chunk program evaluates (λ or the padded rows)."""
+        return jax.tree.unflatten(
             layout.treedef,
             [
                 jax.ShapeDtypeStruct((popsize, *s), d)
                 for s, d in zip(layout.shapes, layout.dtypes, strict=True)
             ],
         )
+
+    def lifted(self, layout: Layout, popsize: int) -> lifted_objective.LiftedObjective | None:
+        """The objective split into structure and values (``cmajax.lifted``), or None.
+
+        None keys the program by the function object: host functions (a callback), a mesh's
+        split evaluation, and objectives the split refuses.
+        """
+        if self.host_function or self.mesh is not None:
+            return None
         objective = _batched_objective(self.fun, self.vectorized, False, layout)
-        digest = compilation.fingerprint(objective, population)
+        population = self.population(layout, popsize)
+        shapes = ("minimize", self.vectorized, compilation.signature(population))
+        return lifted_objective.lift_kept(self.fun, shapes, objective, population)
+
+    def stored_as(self, key: tuple, layout: Layout, popsize: int) -> tuple | None:
+        """``key`` with the objective replaced by its fingerprint, for the program store.
+
+        None (not stored) for host functions, whose callbacks a stored program cannot carry,
+        and for objectives with effects or closed-over values the fingerprint cannot read. A
+        lifted objective's key is its digest already.
+        """
+        if self.host_function or self.mesh is not None:  # a mesh's devices are this process's
+            return None
+        if self.lifted(layout, popsize) is not None:
+            return key
+        objective = _batched_objective(self.fun, self.vectorized, False, layout)
+        digest = compilation.fingerprint(objective, self.population(layout, popsize))
         if digest is None:
             return None
         return tuple(digest if item is self.fun else item for item in key)
@@ -619,17 +645,21 @@ class _Problem:
             carry = sharding.replicated(carry, self.mesh)
         state, _, fitness = carry
         start = time.perf_counter()
+        popsize = fitness.shape[0]
+        lifted = self.lifted(state.layout, popsize)
         # The program depends on the strategy's options and λ, not on σ0 or the termination
-        # thresholds, which the state carries as arrays.
+        # thresholds, which the state carries as arrays; and on the objective's structure, not
+        # on the values it closes over, which are an argument (``cmajax.lifted``).
         key = self.key(
             "chunk",
-            popsize_range or fitness.shape[0],
-            self.fun,
+            popsize_range or popsize,
+            self.fun if lifted is None else ("lifted", lifted.digest),
             self.vectorized,
             self.host_function,
             self.generations,
             self.every,
         )
+        values = () if lifted is None else lifted.values
 
         def build():
             batched = _batched_objective(
@@ -642,9 +672,10 @@ class _Problem:
                 )
             if self.mesh is not None:
                 batched = sharding.split_evaluation(batched, self.mesh)
+            evaluate = (lambda _, points: batched(points)) if lifted is None else lifted.function
             return _chunk_program(
                 strategy,
-                batched,
+                evaluate,
                 self.generations,
                 self.every,
                 HISTORY_COORDINATES,
@@ -652,13 +683,16 @@ class _Problem:
             )
 
         program, _ = compilation.compiled(
-            key, build, carry, lambda: self.stored_as(key, state.layout, fitness.shape[0])
+            key,
+            build,
+            (*carry, values),
+            lambda: self.stored_as(key, state.layout, popsize),
         )
         self.compile_seconds += time.perf_counter() - start
         if self.mesh is None:
-            return program
+            return lambda *carry: program(*carry, values)
         mesh = self.mesh
-        return lambda *carry: program(*sharding.replicated(carry, mesh))
+        return lambda *carry: program(*sharding.replicated(carry, mesh), values)
 
 
 @dataclasses.dataclass

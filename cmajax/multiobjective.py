@@ -27,6 +27,7 @@ import numpy as np
 
 from cmajax import compilation, threefry
 from cmajax import hypervolume as hv
+from cmajax import lifted as lifted_objective
 from cmajax.base import PyTree, check_finite_x0, check_sigma0, layout_of
 from cmajax.checkpoint import option_repr
 from cmajax.como_cma_es import como_cma_es
@@ -210,11 +211,12 @@ def _front(state: Any) -> tuple[Array, Array]:
     return hv.hypervolume(state.f, state.reference_point, front), jnp.sum(front)
 
 
-def _chunk_program(strategy: MultiobjectiveStrategy, objective: Callable, generations: int):
-    """(state, key, budget) → (state, key, rows): up to ``generations`` generations, each run
-    only if its counted evaluations fit in ``budget`` and the state has not stopped."""
+def _chunk_program(strategy: MultiobjectiveStrategy, evaluate: Callable, generations: int):
+    """(state, key, budget, values) → (state, key, rows): up to ``generations`` generations,
+    each run only if its counted evaluations fit in ``budget`` and the state has not stopped;
+    ``evaluate(values, population, counted)`` is the objective (``values``: see ``lifted``)."""
 
-    def chunk(state, key, budget):
+    def chunk(state, key, budget, values):
         def step(carry, _):
             state, key = carry
             counted = strategy.evaluated(state)
@@ -224,8 +226,8 @@ def _chunk_program(strategy: MultiobjectiveStrategy, objective: Callable, genera
                 state, key = op
                 key, sub = threefry.split(key)
                 population = strategy.ask(sub, state)
-                values = objective(population, counted)
-                return strategy.tell(state, population, values), key
+                f = evaluate(values, population, counted)
+                return strategy.tell(state, population, f), key
 
             state, key = jax.lax.cond(go, advance, lambda op: op, (state, key))
             volume, size = _front(state)
@@ -245,34 +247,46 @@ def _chunk_program(strategy: MultiobjectiveStrategy, objective: Callable, genera
 
 
 def _program(
-    strategy, objective, fun, key_parts, state, budget, generations, batched=False, host=False
+    strategy, objective, fun, key_parts, state, budget, generations, population, batched=False
 ) -> tuple[Callable, float]:
     """The kept compiled chunk program for these options and shapes, and its compile seconds.
 
-    A JAX objective's program also goes to the store of ``enable_compilation_cache`` under
-    the objective's fingerprint; a host function's callback cannot be stored."""
+    ``population`` holds the shapes the objective is called with, None for a host function.
+    A JAX objective is lifted (``cmajax.lifted``): the program is keyed by its structure and
+    takes the values it closes over as an argument, so another instance of the same problem
+    compiles nothing; it also goes to the store of ``enable_compilation_cache``. A host
+    function's callback cannot be stored."""
+    lifted = None
+    if population is not None:
+        counted = jax.ShapeDtypeStruct((jax.tree.leaves(population)[0].shape[0],), bool)
+        shapes = ("multiobjective", key_parts, compilation.signature((population, counted)))
+        lifted = lifted_objective.lift_kept(fun, shapes, objective, population, counted)
+    evaluate = (lambda _, *args: objective(*args)) if lifted is None else lifted.function
+    values = () if lifted is None else lifted.values
 
     def build():
-        chunk = _chunk_program(strategy, objective, generations)
-        return jax.vmap(chunk, in_axes=(0, 0, None)) if batched else chunk
+        chunk = _chunk_program(strategy, evaluate, generations)
+        return jax.vmap(chunk, in_axes=(0, 0, None, None)) if batched else chunk
 
     seed_key = jax.random.key(0)
     if batched:
         seed_key = jax.random.split(seed_key, jax.tree.leaves(state)[0].shape[0])
-    args = (state, seed_key, np.asarray(budget, np.int32))
-    key = ("multiobjective", fun, key_parts, generations, batched)
+    args = (state, seed_key, np.asarray(budget, np.int32), values)
+    identity = fun if lifted is None else ("lifted", lifted.digest)
+    key = ("multiobjective", identity, key_parts, generations, batched)
 
     def stored_as():
-        if host:
+        if population is None:
             return None
-        population = jax.eval_shape(strategy.ask, jax.random.key(0), _first(state, batched))
-        counted = jax.ShapeDtypeStruct((jax.tree.leaves(population)[0].shape[0],), bool)
+        if lifted is not None:
+            return key
         digest = compilation.fingerprint(objective, population, counted)
         return (
             None if digest is None else ("multiobjective", digest, key_parts, generations, batched)
         )
 
-    return compilation.compiled(key, build, args, stored_as)
+    program, seconds = compilation.compiled(key, build, args, stored_as)
+    return (lambda state, key, budget: program(state, key, budget, values)), seconds
 
 
 def _first(state: Any, batched: bool) -> Any:
@@ -369,12 +383,13 @@ def minimize_multiobjective(
     if host_function:
         host_call = _host_calls.setdefault((*key_parts, vectorized, layout), _HostCall())
     objective = _objective(host_call or fun, vectorized, host_function, layout, m)
+    population = None
     if not host_function:
         population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
         _check_objective(objective, population, strategy.evaluated(state), m)
     key_parts = (*key_parts, host_function, vectorized)
     program, seconds = _program(
-        strategy, objective, host_call or fun, key_parts, state, budget, CHUNK, host=host_function
+        strategy, objective, host_call or fun, key_parts, state, budget, CHUNK, population
     )
     compile_seconds += seconds
     if host_call is not None:
@@ -519,7 +534,7 @@ def batched_multiobjective(
     _check_objective(objective, population, strategy.evaluated(one), m)
     key_parts = (*key_parts, False, vectorized)
     program, seconds = _program(
-        strategy, objective, fun, key_parts, state, budget, CHUNK, batched=True
+        strategy, objective, fun, key_parts, state, budget, CHUNK, population, batched=True
     )
     compile_seconds += seconds
     keys = jax.random.split(jax.random.key(seed), runs)  # one small eager program per shape

@@ -26,6 +26,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from cmajax import compilation, sharding, threefry
+from cmajax import lifted as lifted_objective
 from cmajax.base import PyTree, Strategy, evaluation_points
 from cmajax.batching import lazy_cond
 from cmajax.bounds import check_bounds
@@ -339,6 +340,24 @@ def _restart_schedules(
         objective = fun
     shared_args = np.zeros((), np.float32) if shared_args is None else shared_args
     used: set[Any] = set()
+    probe = x0_fn(jax.random.key(0))
+    one_arg = jax.tree.map(lambda a: a[0], fun_args)
+    # The objective's structure keys the programs; the values it closes over travel with the
+    # shared arguments (``cmajax.lifted``), so a new closure of the same code compiles nothing.
+    lifted = None
+    if mesh is None:
+        example = jax.eval_shape(lambda *a: a, probe, one_arg, shared_args)
+        shapes = ("restart_stage", own_args, compilation.signature(example))
+        lifted = lifted_objective.lift_kept(fun, shapes, objective, probe, one_arg, shared_args)
+    if lifted is None:
+        stage_objective, stage_shared, identity = objective, shared_args, fun
+    else:
+        function = lifted.function
+
+        def stage_objective(x, args, shared):
+            return function(shared[1], x, args, shared[0])
+
+        stage_shared, identity = (shared_args, lifted.values), ("lifted", lifted.digest)
 
     def run_stage(lam: int, x0s, sigma0s, keys, budgets, maxiters, active):
         shared = popsize_bucket(lam, schedules[0].popsize0) if padded else lam
@@ -346,27 +365,30 @@ def _restart_schedules(
         states = _stage_states(
             strategy, x0s, sigma0s, budgets, maxiters, active, ftarget, one_by_one=padded
         )
-        args = (states, keys, fun_args, shared_args)
+        args = (states, keys, fun_args, stage_shared)
         if mesh is not None:
             args = sharding.replicated(args, mesh)
         used.add(shared)
-        key = ("restart_stage", factory_key, fun, own_args, shared, experiments == 1, mesh)
+        key = ("restart_stage", factory_key, identity, own_args, shared, experiments == 1, mesh)
 
         def stored_as():
             # A custom strategy factory has no name that outlives the process; a mesh's
             # devices are this process's.
             if not padded or mesh is not None:
                 return None
-            one_arg = jax.tree.map(lambda a: a[0], fun_args)
+            if lifted is not None:
+                return (key[0], repr(factory_key), lifted.digest, *key[3:])
             digest = compilation.fingerprint(objective, probe, one_arg, shared_args)
             return None if digest is None else (key[0], repr(factory_key), digest, *key[3:])
 
         program, _ = compilation.compiled(
-            key, lambda: _stage_loop(strategy, objective, experiments == 1, mesh), args, stored_as
+            key,
+            lambda: _stage_loop(strategy, stage_objective, experiments == 1, mesh),
+            args,
+            stored_as,
         )
         return program(*args)
 
-    probe = x0_fn(jax.random.key(0))
     n = sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree_util.tree_leaves(probe))
     schedules = [
         RestartSchedule.create(

@@ -265,9 +265,9 @@ def _chunk_hlo(cmajax, mesh) -> str:
     strategy = cmajax.cma_es(0.5, popsize=16)
     state = strategy.init(jnp.ones(40, jnp.float64))
     evaluate = sharding.split_evaluation(jax.vmap(cmajax.functions.ellipsoid), mesh)
-    chunk = _chunk_program(strategy, evaluate, 2, 1, 50)
+    chunk = _chunk_program(strategy, lambda _, points: evaluate(points), 2, 1, 50)
     carry = sharding.replicated((state, jax.random.key(0), jnp.zeros(16, jnp.float64)), mesh)
-    return jax.jit(chunk).lower(*carry).compile().as_text()
+    return jax.jit(chunk).lower(*carry, ()).compile().as_text()
 
 
 def distributed(process_id: int, port: int, out: str) -> None:

@@ -160,8 +160,8 @@ def test_como_converges_no_worse_than_comocma(seed):
     como = cmajax.como_cma_es(0.5, n_kernels=6, max_kernels=6, reference_point=REF)
     run = jax.jit(
         lambda key: cmajax.multiobjective._chunk_program(
-            como, lambda pop, counted: jax.vmap(bi_sphere)(pop), 200
-        )(como.init(jnp.full(N, 0.5)), key, budget)[0]
+            como, lambda _, pop, counted: jax.vmap(bi_sphere)(pop), 200
+        )(como.init(jnp.full(N, 0.5)), key, budget, ())[0]
     )
     for run_index in range(7):
         state = run(jax.random.key(7 * seed + run_index))
