@@ -237,6 +237,10 @@ def _chunk_program(strategy: MultiobjectiveStrategy, evaluate: Callable, generat
                 hypervolume=volume,
                 front_size=size,
                 population=jnp.sum(state.running),
+                # Read on the host from here: ``state.stopped`` and ``state.members`` there
+                # would compile some fifteen small programs in a new process (0.5 s).
+                stopped=state.stopped,
+                members=state.members,
             )
             return (state, key), row
 
@@ -386,7 +390,7 @@ def minimize_multiobjective(
     population = None
     if not host_function:
         population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
-        _check_objective(objective, population, strategy.evaluated(state), m)
+        _check_objective(objective, population, jax.eval_shape(strategy.evaluated, state), m)
     key_parts = (*key_parts, host_function, vectorized)
     program, seconds = _program(
         strategy, objective, host_call or fun, key_parts, state, budget, CHUNK, population
@@ -414,13 +418,17 @@ def _drive(program, state, seed, budget, progress, callback, layout, compile_sec
             state, key, chunk = program(state, key, np.asarray(budget, np.int32))
             chunk = jax.tree.map(np.asarray, chunk)
             ran = chunk.pop("ran")
+            stopped = bool(chunk.pop("stopped")[-1])
+            members = chunk.pop("members")[-1]
             rows.append({k: v[ran] for k, v in chunk.items()})
             done = not ran[-1]
             if ran.any():
                 volume = float(chunk["hypervolume"][ran][-1])
                 bar.show(int(chunk["evaluations"][ran][-1]), hv=f"{volume:.6g}")
             if callback is not None or done:
-                result = _result(state, rows, layout, compile_seconds, start, done)
+                result = _result(
+                    state, rows, layout, compile_seconds, start, done, stopped, members
+                )
                 if callback is not None:
                     callback(result)
             if done:
@@ -457,15 +465,16 @@ def _nondominated(f: np.ndarray, members: np.ndarray) -> np.ndarray:
     return ok & ~beaten
 
 
-def _result(state, rows, layout, compile_seconds, start, done) -> MultiobjectiveResult:
+def _result(
+    state, rows, layout, compile_seconds, start, done, stopped, members
+) -> MultiobjectiveResult:
     history = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     f = np.asarray(state.f)
-    front = _nondominated(f, np.asarray(state.members))
+    front = _nondominated(f, members)
     order = np.flatnonzero(front)[np.argsort(f[front, 0], kind="stable")]
     x = np.asarray(state.x)[order]
     reference = np.asarray(state.reference_point)
     volume = float(history["hypervolume"][-1]) if history["hypervolume"].size else 0.0
-    stopped = bool(state.stopped)
     message = (
         (
             "every parent's coordinate steps fell below tolx (or no step size is left)"
@@ -531,7 +540,7 @@ def batched_multiobjective(
     state = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (runs, *np.shape(a))), one)
     objective = _objective(fun, vectorized, False, layout, m)
     population = jax.eval_shape(strategy.ask, jax.random.key(0), one)
-    _check_objective(objective, population, strategy.evaluated(one), m)
+    _check_objective(objective, population, jax.eval_shape(strategy.evaluated, one), m)
     key_parts = (*key_parts, False, vectorized)
     program, seconds = _program(
         strategy, objective, fun, key_parts, state, budget, CHUNK, population, batched=True
@@ -543,13 +552,12 @@ def batched_multiobjective(
         if not np.asarray(rows["ran"])[:, -1].any():
             break
     volume = np.asarray(rows["hypervolume"])[:, -1]
+    members = np.asarray(rows["members"])[:, -1]
     f = np.asarray(state.f)
-    mask = np.stack(
-        [_nondominated(fi, mi) for fi, mi in zip(f, np.asarray(state.members), strict=True)]
-    )
+    mask = np.stack([_nondominated(fi, mi) for fi, mi in zip(f, members, strict=True)])
     return BatchedMultiobjectiveResult(
         x=np.asarray(state.x),
-        fun=np.where(np.asarray(state.members)[..., None], f, np.inf),
+        fun=np.where(members[..., None], f, np.inf),
         front_mask=mask,
         nfev=np.asarray(state.evaluations),
         hypervolume=np.asarray(volume),
