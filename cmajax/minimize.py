@@ -47,6 +47,8 @@ from cmajax.fixed import (
     reduced_steps,
     reduction,
 )
+from cmajax.host_call import HostCall
+from cmajax.host_call import host_call as host_call_for
 from cmajax.lm_ma_es import lm_ma_es
 from cmajax.margin import mean_point
 from cmajax.noise import reevaluation_count
@@ -138,11 +140,16 @@ def _split_options(options: dict[str, Any] | None) -> tuple[dict[str, Any], dict
     return options, termination
 
 
-def _batched_objective(fun: Callable, vectorized: bool, host: bool, layout: Layout) -> Callable:
-    """population pytree (leading axis λ) → (λ,) fitness, for a JAX or a host function."""
+def _batched_objective(
+    fun: Callable | HostCall, vectorized: bool, host: bool, layout: Layout
+) -> Callable:
+    """population pytree (leading axis λ) → (λ,) fitness, for a JAX or a host function (then
+    possibly a ``HostCall``, whose function of the moment is called)."""
     if host:
+        call = fun
 
         def on_host(flat):
+            fun = call.fun if isinstance(call, HostCall) else call
             population = layout.unravel(np.asarray(flat))
             population = jax.tree.map(np.asarray, population)
             if vectorized:
@@ -506,6 +513,7 @@ def minimize(
         x0_fn = x0 if callable(x0) else (lambda key: x0)
         return driver.restarts(x0_fn, restarts, restart_kwargs, max_evals, resume)
     finally:
+        problem.release()
         driver.bar.close()
 
 
@@ -524,6 +532,8 @@ class _Problem:
     every: int
     mesh: Mesh | None = None
     compile_seconds: float = 0.0
+    # A host function's callback target for this call (``host_target``).
+    _host: Any = None
 
     def strategy(
         self, popsize: int | None = None, popsize_range: tuple[int, int] | None = None
@@ -583,6 +593,21 @@ class _Problem:
         program, _ = compilation.compiled(key, build, args, stored_as=key)
         self.compile_seconds += time.perf_counter() - start
         return strategy, program(*args)
+
+    def host_target(self, layout: Layout) -> Callable | HostCall:
+        """What a host function's program calls back: the holder of these options and shapes,
+        claimed for this call (``cmajax.host_call``), so that one program serves every host
+        function; the function itself where another run holds it."""
+        if self._host is None:
+            holder = host_call_for(("minimize", self.vectorized, layout))
+            self._host = holder if holder.claim(self.fun) else self.fun
+        return self._host
+
+    def release(self) -> None:
+        """Ends this call's claim on a host function's holder."""
+        if isinstance(self._host, HostCall):
+            self._host.release()
+        self._host = None
 
     def population(self, layout: Layout, popsize: int) -> PyTree:
         """The shapes of the population the chunk program evaluates (λ or the padded rows)."""
@@ -650,10 +675,15 @@ class _Problem:
         # The program depends on the strategy's options and λ, not on σ0 or the termination
         # thresholds, which the state carries as arrays; and on the objective's structure, not
         # on the values it closes over, which are an argument (``cmajax.lifted``).
+        if self.host_function:
+            identity = target = self.host_target(state.layout)
+        else:
+            target = self.fun
+            identity = self.fun if lifted is None else ("lifted", lifted.digest)
         key = self.key(
             "chunk",
             popsize_range or popsize,
-            self.fun if lifted is None else ("lifted", lifted.digest),
+            identity,
             self.vectorized,
             self.host_function,
             self.generations,
@@ -662,9 +692,7 @@ class _Problem:
         values = () if lifted is None else lifted.values
 
         def build():
-            batched = _batched_objective(
-                self.fun, self.vectorized, self.host_function, state.layout
-            )
+            batched = _batched_objective(target, self.vectorized, self.host_function, state.layout)
             if not self.host_function:  # a clear error before XLA sees the program
                 _check_traceable(
                     batched,

@@ -14,9 +14,9 @@ generation short of it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +31,8 @@ from cmajax import lifted as lifted_objective
 from cmajax.base import PyTree, check_finite_x0, check_sigma0, layout_of
 from cmajax.checkpoint import option_repr
 from cmajax.como_cma_es import como_cma_es
+from cmajax.host_call import HostCall
+from cmajax.host_call import host_call as host_call_for
 from cmajax.minimize import _Progress
 from cmajax.mo_cma_es import MOState, mo_cma_es
 from cmajax.multiobjective_base import MultiobjectiveStrategy
@@ -127,33 +129,20 @@ def _strategy(
     raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
 
 
-class _HostCall:
-    """The host function that kept programs of one key call back, set by the call that runs
-    them: a program need not be compiled again for every new function object (a lambda, a
-    wrapper per run) when its shapes and options are the same. The lock keeps two threads
-    from running such a program with different functions at once."""
-
-    def __init__(self) -> None:
-        self.fun: Callable | None = None
-        self.lock = threading.Lock()
-
-
-_host_calls: dict[Any, _HostCall] = {}
-
-
 def _objective(
-    fun: Callable | _HostCall, vectorized: bool, host: bool, layout: Any, m: int
+    fun: Callable | HostCall, vectorized: bool, host: bool, layout: Any, m: int
 ) -> Callable[[PyTree, Array], Array]:
     """(population, rows that count) → (N, m) objective values, for a JAX or a host function.
 
-    A host function (``fun`` is then a ``_HostCall``) sees only the rows that count (one call
-    per generation when ``vectorized``); the other rows get +inf, which no strategy reads.
+    A host function (``fun`` is then a ``HostCall``, or the function itself) sees only the
+    rows that count (one call per generation when ``vectorized``); the other rows get +inf,
+    which no strategy reads.
     """
     if host:
         call = fun
 
         def on_host(flat, counted):
-            fun = call.fun
+            fun = call.fun if isinstance(call, HostCall) else call
             flat, counted = np.asarray(flat), np.asarray(counted, bool)
             out = np.full((flat.shape[0], m), np.inf)
             rows = np.flatnonzero(counted)
@@ -383,29 +372,24 @@ def minimize_multiobjective(
     strategy, layout, key_parts, state, compile_seconds = _prepared(
         method, x0, sigma0, m, reference_point, options
     )
-    host_call = None
-    if host_function:
-        host_call = _host_calls.setdefault((*key_parts, vectorized, layout), _HostCall())
-    objective = _objective(host_call or fun, vectorized, host_function, layout, m)
-    population = None
-    if not host_function:
-        population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
-        _check_objective(objective, population, jax.eval_shape(strategy.evaluated, state), m)
-    key_parts = (*key_parts, host_function, vectorized)
-    program, seconds = _program(
-        strategy, objective, host_call or fun, key_parts, state, budget, CHUNK, population
-    )
-    compile_seconds += seconds
-    if host_call is not None:
-        with host_call.lock:
-            host_call.fun = fun
-            try:
-                return _drive(
-                    program, state, seed, budget, progress, callback, layout, compile_seconds, start
-                )
-            finally:
-                host_call.fun = None
-    return _drive(program, state, seed, budget, progress, callback, layout, compile_seconds, start)
+    holder = host_call_for(("multiobjective", *key_parts, vectorized, layout))
+    with holder.calling(fun) if host_function else contextlib.nullcontext(False) as claimed:
+        # A host function calls back through the holder, so that one program serves every
+        # host function of these shapes; if another run holds it, through itself.
+        target = holder if claimed else fun
+        objective = _objective(target, vectorized, host_function, layout, m)
+        population = None
+        if not host_function:
+            population = jax.eval_shape(strategy.ask, jax.random.key(0), state)
+            _check_objective(objective, population, jax.eval_shape(strategy.evaluated, state), m)
+        key_parts = (*key_parts, host_function, vectorized)
+        program, seconds = _program(
+            strategy, objective, target, key_parts, state, budget, CHUNK, population
+        )
+        compile_seconds += seconds
+        return _drive(
+            program, state, seed, budget, progress, callback, layout, compile_seconds, start
+        )
 
 
 def _drive(program, state, seed, budget, progress, callback, layout, compile_seconds, start):

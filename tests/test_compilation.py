@@ -254,3 +254,39 @@ def test_fingerprint_reads_the_function_and_its_data():
         return jnp.sum(v)
 
     assert fingerprint(printing, x) is None  # effects are never replayed from the store
+
+
+def _host_shifted_sphere(shift):
+    return lambda x: float(np.sum((np.asarray(x, np.float64) - shift) ** 2))
+
+
+HOST_KWARGS = dict(host_function=True, progress=False, ftarget=1e-9, seed=1, max_evals=3000)
+
+
+def test_host_functions_share_a_program_and_each_is_called():
+    """A host function's program calls back the function of the call running it
+    (``cmajax.host_call``): a new function object compiles nothing and optimizes itself."""
+    x0 = np.zeros(3, np.float32)
+    cmajax.minimize(_host_shifted_sphere(1.0), x0, 0.5, **HOST_KWARGS)
+    cmajax.minimize(_host_shifted_sphere(1.0), x0, 0.5, restarts="ipop", **HOST_KWARGS)
+    with count_compilations() as compiles:
+        other = cmajax.minimize(_host_shifted_sphere(-2.0), x0, 0.5, **HOST_KWARGS)
+        with_restarts = cmajax.minimize(
+            _host_shifted_sphere(0.5), x0, 0.5, restarts="ipop", **HOST_KWARGS
+        )
+    assert compiles[0] == 0
+    np.testing.assert_allclose(other.x, -2.0, atol=1e-3)
+    np.testing.assert_allclose(with_restarts.x, 0.5, atol=1e-3)
+
+
+def test_a_host_function_whose_holder_is_taken_gets_its_own_program(monkeypatch):
+    """Where another run holds the shared callback (another thread, or a run started inside
+    the host function), a call compiles a program that calls its own function, and releases
+    nothing it did not claim."""
+    x0 = np.zeros(3, np.float32)
+    cmajax.minimize(_host_shifted_sphere(1.0), x0, 0.5, **HOST_KWARGS)
+    monkeypatch.setattr(cmajax.host_call.HostCall, "claim", lambda self, fun: False)
+    with count_compilations() as compiles:
+        result = cmajax.minimize(_host_shifted_sphere(-1.5), x0, 0.5, **HOST_KWARGS)
+    assert compiles[0] > 0
+    np.testing.assert_allclose(result.x, -1.5, atol=1e-3)
