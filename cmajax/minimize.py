@@ -399,8 +399,9 @@ def minimize(
     an argument (``cmajax.lifted``). A repeated call with those unchanged compiles nothing;
     ``sigma0``, ``x0``'s values, ``seed``, ``max_evals``, ``ftarget``, the termination
     thresholds and the data ``fun`` closes over may all change (another BBOB instance, a
-    ``lambda`` rebuilt around new data). Host functions, and objectives with effects or
-    callbacks, are keyed by the function object instead. A function object is traced once and
+    ``lambda`` rebuilt around new data). A host function's program calls back the function of
+    the running call (``cmajax.host_call``), so any host function reuses it; JAX objectives
+    with effects or callbacks are keyed by the function object instead. A function object is traced once and
     its closure read then, as ``jax.jit`` does. ``cmajax.enable_compilation_cache()`` also
     keeps compiled programs across processes.
 
