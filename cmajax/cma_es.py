@@ -71,14 +71,22 @@ class Constants:
     decomposition_gap: Array
 
     @classmethod
-    def of(cls, parameters: CMAParameters, dtype: Any, length: int | None = None) -> Constants:
+    def of(
+        cls,
+        parameters: CMAParameters,
+        dtype: Any,
+        length: int | None = None,
+        on_host: bool = False,
+    ) -> Constants:
         """The arrays of ``parameters`` (full or separable) in ``dtype``.
 
         ``length`` pads the weights with zeros to that many candidates (a padded population:
-        the extra candidates rank last and weigh nothing).
+        the extra candidates rank last and weigh nothing). ``on_host``: made with NumPy and
+        ``jax.device_put``, for a state built outside a trace (``term_lib.thresholds``).
         """
+        asarray = term_lib.host_array if on_host else jnp.asarray
         values = {
-            f.name: jnp.asarray(getattr(parameters, f.name), dtype)
+            f.name: asarray(getattr(parameters, f.name), dtype)
             for f in dataclasses.fields(cls)
             if f.name != "weights" or length is None
         }
@@ -86,7 +94,7 @@ class Constants:
             # Padded and cast by NumPy: a conversion on the device would compile for every λ.
             weights = np.asarray(parameters.weights, np.float64)
             weights = np.pad(weights, (0, length - weights.shape[0])).astype(dtype)
-            values["weights"] = jnp.asarray(weights)
+            values["weights"] = asarray(weights)
         return cls(**values)
 
 
@@ -367,16 +375,19 @@ def cma_es(
         tolstag = term_lib.default_tolstagnation(n, lam) if tolstag is None else tolstag
         best_len, record = term_lib.history_lengths(n, lam, tolstag)
         term = state.termination
+        # NumPy values placed on the device: eager conversions would each compile (in a new
+        # process) a small program.
+        host_int = lambda value: term_lib.host_array(value, np.int32)  # noqa: E731
         term = term._replace(
-            best_history=term.best_history._replace(size=jnp.asarray(best_len, jnp.int32)),
-            stagnation_best=term.stagnation_best._replace(size=jnp.asarray(record, jnp.int32)),
-            stagnation_median=term.stagnation_median._replace(size=jnp.asarray(record, jnp.int32)),
+            best_history=term.best_history._replace(size=host_int(best_len)),
+            stagnation_best=term.stagnation_best._replace(size=host_int(record)),
+            stagnation_median=term.stagnation_median._replace(size=host_int(record)),
         )
         return state.replace(
-            popsize=jnp.asarray(lam, jnp.int32),
-            thresholds=term_lib.thresholds(termination, n, lam, dtype),
+            popsize=host_int(lam),
+            thresholds=term_lib.thresholds(termination, n, lam, dtype, on_host=True),
             termination=term,
-            constants=Constants.of(p, dtype, hi),
+            constants=Constants.of(p, dtype, hi, on_host=True),
         )
 
     def ask(key: Array, state: CMAState) -> PyTree:

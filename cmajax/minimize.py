@@ -401,9 +401,9 @@ def minimize(
     thresholds and the data ``fun`` closes over may all change (another BBOB instance, a
     ``lambda`` rebuilt around new data). A host function's program calls back the function of
     the running call (``cmajax.host_call``), so any host function reuses it; JAX objectives
-    with effects or callbacks are keyed by the function object instead. A function object is traced once and
-    its closure read then, as ``jax.jit`` does. ``cmajax.enable_compilation_cache()`` also
-    keeps compiled programs across processes.
+    with effects or callbacks are keyed by the function object instead. A function object is
+    traced once and its closure read then, as ``jax.jit`` does.
+    ``cmajax.enable_compilation_cache()`` also keeps compiled programs across processes.
 
     Returns:
       ``OptimizeResult``. ``history`` holds, per recorded generation: ``generation``,
@@ -782,7 +782,7 @@ class _Driver:
         ftarget = problem.termination_kwargs.pop("ftarget", -math.inf)
         problem.termination_kwargs.pop("maxfevals", None)
         # Shapes only: the layout and dtype for the schedule and the checkpoint's set-up.
-        probe = jax.eval_shape(problem.strategy().init, x0_fn(jax.random.key(0)))
+        probe = jax.eval_shape(lambda: problem.strategy().init(x0_fn(jax.random.key(0))))
         schedule = RestartSchedule.create(
             probe.layout.size,
             bipop=kind == "bipop",
@@ -821,7 +821,7 @@ class _Driver:
                 if fresh:
                     state = self.start(strategy, x0_fn(x0_key), plan, schedule)
                     length = jax.tree.leaves(jax.eval_shape(strategy.ask, run_key, state))[0]
-                    carry = (state, run_key, jnp.zeros((length.shape[0],), state.mean.dtype))
+                    carry = (state, run_key, np.zeros((length.shape[0],), state.mean.dtype))
                 program = self.problem.program(strategy, carry, padding)
                 while not _stopped(carry[0]):
                     *carry, raw = program(*carry)

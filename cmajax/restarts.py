@@ -209,6 +209,8 @@ def _stage_states(
     if not one_by_one:
         per_run = (jnp.asarray(a) for a in (sigma0s, budgets, maxiters, active))
         return jax.vmap(start)(x0s, *per_run)
+    # Split on the host: indexing device arrays eagerly compiles a program per shape.
+    x0s = jax.tree.map(np.asarray, x0s)
     x0_list = [jax.tree.map(lambda a, e=e: a[e], x0s) for e in range(len(sigma0s))]
     runs = [
         start(x0, float(s0), budget, maxiter, on)
@@ -340,7 +342,7 @@ def _restart_schedules(
         objective = fun
     shared_args = np.zeros((), np.float32) if shared_args is None else shared_args
     used: set[Any] = set()
-    probe = x0_fn(jax.random.key(0))
+    probe = jax.eval_shape(lambda: x0_fn(jax.random.key(0)))  # shapes only: nothing compiles
     one_arg = jax.tree.map(lambda a: a[0], fun_args)
     # The objective's structure keys the programs; the values it closes over travel with the
     # shared arguments (``cmajax.lifted``), so a new closure of the same code compiles nothing.

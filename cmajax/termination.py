@@ -8,7 +8,7 @@ per run, why it stopped. Defaults and semantics follow pycma 4.x (``CMAOptions``
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -200,8 +200,16 @@ def history_capacity(n: int, popsize: int, tolstagnation: float | None) -> tuple
     return history_lengths(n, popsize, tolstagnation)
 
 
-def thresholds(options: TerminationOptions, n: int, popsize: int, dtype) -> Thresholds:
-    """Resolve ``options`` for dimension n and population size λ."""
+def thresholds(
+    options: TerminationOptions, n: int, popsize: int, dtype, on_host: bool = False
+) -> Thresholds:
+    """Resolve ``options`` for dimension n and population size λ.
+
+    ``on_host``: build the arrays with NumPy and place them with ``jax.device_put``, for a
+    state built outside a trace (an eager ``jnp.asarray`` compiles a small program per dtype
+    in a new process); inside a trace they stay literals.
+    """
+    asarray = host_array if on_host else jnp.asarray
     maxiter = default_maxiter(n, popsize) if options.maxiter is None else options.maxiter
     tolstag = options.tolstagnation
     tolstag = default_tolstagnation(n, popsize) if tolstag is None else tolstag
@@ -213,7 +221,7 @@ def thresholds(options: TerminationOptions, n: int, popsize: int, dtype) -> Thre
 
     def f(value):
         # ±inf (a criterion switched off) is stored as ±max so every state array stays finite.
-        return jnp.asarray(min(max(float(value), -big), big), dtype)
+        return asarray(min(max(float(value), -big), big), dtype)
 
     return Thresholds(
         ftarget=f(options.ftarget),
@@ -227,10 +235,15 @@ def thresholds(options: TerminationOptions, n: int, popsize: int, dtype) -> Thre
         tolstagnation=f(tolstag),
         tolconditioncov=f(options.tolconditioncov),
         tolflatfitness=f(options.tolflatfitness),
-        noeffectaxis=jnp.asarray(bool(options.noeffectaxis)),
-        noeffectcoord=jnp.asarray(bool(options.noeffectcoord)),
-        stagnation_start=jnp.asarray(stagnation_start(n, popsize), jnp.int32),
+        noeffectaxis=asarray(bool(options.noeffectaxis)),
+        noeffectcoord=asarray(bool(options.noeffectcoord)),
+        stagnation_start=asarray(stagnation_start(n, popsize), jnp.int32),
     )
+
+
+def host_array(value: Any, dtype: Any = None) -> jax.Array:
+    """``value`` as a device array made on the host: ``jax.device_put`` compiles nothing."""
+    return jax.device_put(np.asarray(value, dtype))
 
 
 def stagnation_start(n: int, popsize: int) -> int:

@@ -10,8 +10,6 @@ their positions (``best_p_point_hypervolume``).
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 
 import jax
@@ -25,7 +23,7 @@ from cmajax import checkpoint as ckpt
 from cmajax import hypervolume as hv
 from cmajax.mo_cma_es import select as select_points
 from tests.statistical import log_ratio_interval
-from tests.test_compilation import count_compilations
+from tests.test_compilation import compiled_names, count_compilations
 
 N = 3
 E1 = jnp.eye(N)[0]
@@ -353,27 +351,6 @@ def test_driver_budget_history_nan_and_no_recompilation(method):
     for leaf in jax.tree.leaves(first.state):
         if jnp.issubdtype(leaf.dtype, jnp.floating) and leaf.ndim and leaf.shape[-1] == N:
             assert np.all(np.isfinite(np.asarray(leaf)))
-
-
-@contextlib.contextmanager
-def compiled_names():
-    """The names of the programs XLA compiles inside the block (JAX's compile log)."""
-    names: list[str] = []
-
-    class Names(logging.Handler):
-        def emit(self, record):
-            words = record.getMessage().split()
-            if words[:4] == ["Finished", "XLA", "compilation", "of"]:
-                names.append(words[4])
-
-    handler = Names()
-    logger = logging.getLogger("jax")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles():
-            yield names
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.mark.parametrize("method", ["como-cma-es", "mo-cma-es"])
