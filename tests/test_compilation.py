@@ -314,11 +314,12 @@ def test_a_host_function_whose_holder_is_taken_gets_its_own_program(monkeypatch)
     np.testing.assert_allclose(result.x, -1.5, atol=1e-3)
 
 
-def test_warm_restart_drivers_compile_no_eager_operations():
+def test_warm_drivers_compile_no_eager_operations():
     """With their programs kept and JAX's own caches emptied (as in a new process with the
-    program store warm), ``ipop``, ``bipop`` and ``minimize(restarts=...)`` compile only what
-    making their random key compiles: padded states are built with NumPy and placed with
-    ``jax.device_put`` (eager conversions compiled a small program each, about 0.1 s)."""
+    program store warm), ``ipop``, ``bipop`` and ``minimize`` (with and without restarts)
+    compile only what making their random key compiles: padded states are built with NumPy
+    and placed with ``jax.device_put`` (eager conversions compiled a small program each, about
+    0.1 s in all)."""
     x0_fn = jax.jit(lambda key: jax.random.uniform(key, (3,), minval=1.0, maxval=3.0))
     calls = [
         lambda: cmajax.ipop(
@@ -334,6 +335,9 @@ def test_warm_restart_drivers_compile_no_eager_operations():
             restarts="ipop",
             max_evals=800,
             progress=False,
+        ),
+        lambda: cmajax.minimize(
+            functions.rastrigin, np.full(3, 2.0, np.float32), 2.0, max_evals=800, progress=False
         ),
     ]
     jax.clear_caches()
