@@ -372,8 +372,11 @@ def minimize_multiobjective(
     strategy, layout, key_parts, state, compile_seconds = _prepared(
         method, x0, sigma0, m, reference_point, options
     )
-    holder = host_call_for(("multiobjective", *key_parts, vectorized, layout))
-    with holder.calling(fun) if host_function else contextlib.nullcontext(False) as claimed:
+    holder = (
+        host_call_for(("multiobjective", *key_parts, vectorized, layout)) if host_function else None
+    )
+    claim = holder.calling(fun) if host_function else contextlib.nullcontext(False)
+    with claim as claimed:
         # A host function calls back through the holder, so that one program serves every
         # host function of these shapes; if another run holds it, through itself.
         target = holder if claimed else fun
