@@ -14,9 +14,9 @@ process skips XLA's compilation of programs an earlier process compiled. JAX's c
 the lowered program, so it still traces and lowers every program once per process (about 0.3 s
 for a ``minimize`` chunk program, more than the whole run of a small problem). The same call
 therefore also opens cmajax's own store of compiled programs next to it: a program whose key
-can be written down across processes (the drivers' options, the shapes, and for the objective a
-digest of its jaxpr and closed-over constants, ``fingerprint``) is saved serialized after its
-first compilation and loaded, untraced, by later processes on the same machine and software.
+can be written down across processes (the drivers' options, the shapes, and for the objective
+the digest of its structure, ``cmajax.lifted``) is saved serialized after its first
+compilation and loaded, untraced, by later processes on the same machine and software.
 """
 
 from __future__ import annotations
@@ -96,29 +96,6 @@ def disable_program_store() -> None:
 def storing() -> bool:
     """Whether ``enable_compilation_cache`` opened the store of serialized programs."""
     return _store is not None
-
-
-def fingerprint(fun: Callable, *example: Any) -> str | None:
-    """A digest of what ``fun`` computes for arguments shaped like ``example``, or None.
-
-    The digest covers ``fun``'s jaxpr, printed, and the bytes of every constant it closes
-    over, so a closure over other data gets another digest. None where the jaxpr has effects
-    (callbacks, prints), which a stored program must not replay, or cannot be traced.
-    """
-    try:
-        closed = jax.make_jaxpr(fun)(*_abstract(example))
-        if closed.effects:
-            return None
-        digest = hashlib.sha256(str(closed.jaxpr).encode())
-        for const in closed.consts:
-            if jax.dtypes.issubdtype(getattr(const, "dtype", None), jax.dtypes.prng_key):
-                const = jax.random.key_data(const)
-            value = np.asarray(const)
-            digest.update(f"{value.dtype}{value.shape}".encode())
-            digest.update(np.ascontiguousarray(value).tobytes())
-    except Exception:  # noqa: BLE001 - anything untraceable here is simply not stored
-        return None
-    return digest.hexdigest()
 
 
 _environment_digest: str | None = None
@@ -229,7 +206,7 @@ def compiled(
     key: Hashable,
     build: Callable[[], Callable],
     args: tuple,
-    stored_as: Callable[[], tuple | None] | tuple | None = None,
+    stored_as: tuple | None = None,
 ) -> tuple[Any, float]:
     """The compiled ``build()`` for ``args`` and the seconds spent compiling it now.
 
@@ -237,10 +214,9 @@ def compiled(
     dtypes (which are added here). A program compiled before under the same key is returned
     without compiling (0 s).
 
-    ``stored_as`` is the same key written with strings and numbers only (function objects
-    replaced by their ``fingerprint``), for the store of ``enable_compilation_cache``, or a
-    function returning it, called only when the program is not kept in this process (a
-    fingerprint traces the objective); None keeps the program out of the store.
+    ``stored_as`` is the same key written with strings and numbers only (an objective as its
+    ``cmajax.lifted`` digest), for the store of ``enable_compilation_cache``; None keeps the
+    program out of the store.
     """
     full = (key, signature(args))
     with _lock:
@@ -249,8 +225,6 @@ def compiled(
             _programs.move_to_end(full)
             return program, 0.0
     start = time.perf_counter()
-    if callable(stored_as):
-        stored_as = stored_as() if _store is not None else None
     path = _store_path(stored_as, full[1]) if stored_as is not None else None
     program = _load(path) if path is not None else None
     if program is None:

@@ -17,18 +17,17 @@ evaluates the same primitives in the same order, only with constants read from a
 Lifting is refused (``lift`` returns None, and the driver keys its program by the function
 object as before) where the printed jaxpr would not decide what the program computes:
 objectives with effects (callbacks, prints), with host callbacks or custom batching rules
-(Python callables that the printout names by address), with constants nested inside a sub-
-jaxpr, or that cannot be traced at all (the driver then reports why).
+(Python callables, which a printout names by address or by their own ``repr``), with
+constants nested inside a sub-jaxpr, or that cannot be traced at all (the driver then reports
+why).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import threading
-import types
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -162,11 +161,11 @@ def _lifted_literal(eqn: Any, operand: Any) -> bool:
     )
 
 
-def _named_by_address(item: Any) -> bool:
-    """A Python function or object that a printed jaxpr can only name by its address."""
-    if isinstance(item, types.FunctionType | types.MethodType | functools.partial):
-        return True
-    return callable(item) and " at 0x" in repr(item)
+def _opaque_callable(item: Any) -> bool:
+    """A Python callable parameter (a host callback, a batching rule): its printout, an address
+    or whatever its ``repr`` says, does not tell what it computes. Meshes (``jit``'s
+    ``ctx_mesh``) are callable too, and print in full."""
+    return callable(item) and not isinstance(item, jax.sharding.Mesh | jax.sharding.AbstractMesh)
 
 
 def _printout_decides(jaxpr: Any) -> bool:
@@ -180,6 +179,6 @@ def _printout_decides(jaxpr: Any) -> bool:
                 elif isinstance(item, core.Jaxpr):
                     if not _printout_decides(item):
                         return False
-                elif _named_by_address(item) and eqn.primitive.name not in _DERIVATIVE_RULES:
+                elif _opaque_callable(item) and eqn.primitive.name not in _DERIVATIVE_RULES:
                     return False
     return True

@@ -633,23 +633,6 @@ class _Problem:
         shapes = ("minimize", self.vectorized, compilation.signature(population))
         return lifted_objective.lift_kept(self.fun, shapes, objective, population)
 
-    def stored_as(self, key: tuple, layout: Layout, popsize: int) -> tuple | None:
-        """``key`` with the objective replaced by its fingerprint, for the program store.
-
-        None (not stored) for host functions, whose callbacks a stored program cannot carry,
-        and for objectives with effects or closed-over values the fingerprint cannot read. A
-        lifted objective's key is its digest already.
-        """
-        if self.host_function or self.mesh is not None:  # a mesh's devices are this process's
-            return None
-        if self.lifted(layout, popsize) is not None:
-            return key
-        objective = _batched_objective(self.fun, self.vectorized, False, layout)
-        digest = compilation.fingerprint(objective, self.population(layout, popsize))
-        if digest is None:
-            return None
-        return tuple(digest if item is self.fun else item for item in key)
-
     def padding(self, popsize: int, popsize0: int) -> tuple[int, int] | None:
         """The shared population range of a restart's run, where runs may share programs.
 
@@ -711,12 +694,10 @@ class _Problem:
                 popsize_range is not None,
             )
 
-        program, _ = compilation.compiled(
-            key,
-            build,
-            (*carry, values),
-            lambda: self.stored_as(key, state.layout, popsize),
-        )
+        # Only lifted objectives are stored: a host function's callback, or a function object
+        # whose printout does not decide what it computes, has no key outside this process.
+        stored = key if lifted is not None else None
+        program, _ = compilation.compiled(key, build, (*carry, values), stored)
         self.compile_seconds += time.perf_counter() - start
         if self.mesh is None:
             return lambda *carry: program(*carry, values)

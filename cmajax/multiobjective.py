@@ -201,8 +201,9 @@ def _front(state: Any) -> tuple[Array, Array]:
 
 
 def _chunk_program(strategy: MultiobjectiveStrategy, evaluate: Callable, generations: int):
-    """(state, key, budget, values) → (state, key, rows): up to ``generations`` generations,
-    each run only if its counted evaluations fit in ``budget`` and the state has not stopped;
+    """(state, key, budget, values) → (state, key, rows, ending): up to ``generations``
+    generations, each run only if its counted evaluations fit in ``budget`` and the state has
+    not stopped; ``ending`` holds the final state's ``stopped`` and ``members``.
     ``evaluate(values, population, counted)`` is the objective (``values``: see ``lifted``)."""
 
     def chunk(state, key, budget, values):
@@ -226,15 +227,13 @@ def _chunk_program(strategy: MultiobjectiveStrategy, evaluate: Callable, generat
                 hypervolume=volume,
                 front_size=size,
                 population=jnp.sum(state.running),
-                # Read on the host from here: ``state.stopped`` and ``state.members`` there
-                # would compile some fifteen small programs in a new process (0.5 s).
-                stopped=state.stopped,
-                members=state.members,
             )
             return (state, key), row
 
         (state, key), rows = jax.lax.scan(step, (state, key), None, generations)
-        return state, key, rows
+        # Read on the host from here: ``state.stopped`` and ``state.members`` there would
+        # compile some fifteen small eager programs in a new process (0.5 s).
+        return state, key, rows, dict(stopped=state.stopped, members=state.members)
 
     return chunk
 
@@ -268,23 +267,10 @@ def _program(
     identity = fun if lifted is None else ("lifted", lifted.digest)
     key = ("multiobjective", identity, key_parts, generations, batched)
 
-    def stored_as():
-        if population is None:
-            return None
-        if lifted is not None:
-            return key
-        digest = compilation.fingerprint(objective, population, counted)
-        return (
-            None if digest is None else ("multiobjective", digest, key_parts, generations, batched)
-        )
-
-    program, seconds = compilation.compiled(key, build, args, stored_as)
+    # Only a lifted objective is stored (``cmajax.lifted``); a host function's callback is not.
+    stored = key if lifted is not None else None
+    program, seconds = compilation.compiled(key, build, args, stored)
     return (lambda state, key, budget: program(state, key, budget, values)), seconds
-
-
-def _first(state: Any, batched: bool) -> Any:
-    """One run's state of a batch (shapes only matter)."""
-    return jax.tree.map(lambda a: a[0], state) if batched else state
 
 
 def _initial_state(strategy, x0, sigma0, key_parts) -> tuple[Any, float]:
@@ -402,11 +388,10 @@ def _drive(program, state, seed, budget, progress, callback, layout, compile_sec
     rows: list[dict[str, np.ndarray]] = []
     try:
         while True:
-            state, key, chunk = program(state, key, np.asarray(budget, np.int32))
+            state, key, chunk, ending = program(state, key, np.asarray(budget, np.int32))
             chunk = jax.tree.map(np.asarray, chunk)
             ran = chunk.pop("ran")
-            stopped = bool(chunk.pop("stopped")[-1])
-            members = chunk.pop("members")[-1]
+            stopped, members = bool(ending["stopped"]), np.asarray(ending["members"])
             rows.append({k: v[ran] for k, v in chunk.items()})
             done = not ran[-1]
             if ran.any():
@@ -535,11 +520,11 @@ def batched_multiobjective(
     compile_seconds += seconds
     keys = jax.random.split(jax.random.key(seed), runs)  # one small eager program per shape
     while True:
-        state, keys, rows = program(state, keys, np.asarray(budget, np.int32))
+        state, keys, rows, ending = program(state, keys, np.asarray(budget, np.int32))
         if not np.asarray(rows["ran"])[:, -1].any():
             break
     volume = np.asarray(rows["hypervolume"])[:, -1]
-    members = np.asarray(rows["members"])[:, -1]
+    members = np.asarray(ending["members"])
     f = np.asarray(state.f)
     mask = np.stack([_nondominated(fi, mi) for fi, mi in zip(f, members, strict=True)])
     return BatchedMultiobjectiveResult(

@@ -343,7 +343,10 @@ def _restart_schedules(
     shared_args = np.zeros((), np.float32) if shared_args is None else shared_args
     used: set[Any] = set()
     probe = jax.eval_shape(lambda: x0_fn(jax.random.key(0)))  # shapes only: nothing compiles
-    one_arg = jax.tree.map(lambda a: a[0], fun_args)
+    # One run's arguments, as shapes (indexing them eagerly would compile).
+    one_arg = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)), fun_args
+    )
     # The objective's structure keys the programs; the values it closes over travel with the
     # shared arguments (``cmajax.lifted``), so a new closure of the same code compiles nothing.
     lifted = None
@@ -373,21 +376,16 @@ def _restart_schedules(
         used.add(shared)
         key = ("restart_stage", factory_key, identity, own_args, shared, experiments == 1, mesh)
 
-        def stored_as():
-            # A custom strategy factory has no name that outlives the process; a mesh's
-            # devices are this process's.
-            if not padded or mesh is not None:
-                return None
-            if lifted is not None:
-                return (key[0], repr(factory_key), lifted.digest, *key[3:])
-            digest = compilation.fingerprint(objective, probe, one_arg, shared_args)
-            return None if digest is None else (key[0], repr(factory_key), digest, *key[3:])
-
+        # Stored for a lifted objective and the default strategies only: a custom strategy
+        # factory has no name that outlives the process, and a mesh's devices are this one's.
+        stored = None
+        if padded and lifted is not None:
+            stored = (key[0], repr(factory_key), lifted.digest, *key[3:])
         program, _ = compilation.compiled(
             key,
             lambda: _stage_loop(strategy, stage_objective, experiments == 1, mesh),
             args,
-            stored_as,
+            stored,
         )
         return program(*args)
 

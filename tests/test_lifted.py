@@ -62,9 +62,38 @@ def test_objectives_the_printout_cannot_decide_are_not_lifted():
     def untraceable(v):
         return float(v[0])
 
-    for fun in (printing, on_host, untraceable):
+    for fun in (printing, on_host, untraceable, _callback_objective(0.0)):
         assert lift(fun, x) is None
     assert lift(lambda v: jnp.sum(jax.nn.relu(v)), x) is not None  # a custom JVP is fine
+
+
+class _ShiftedSquares:
+    """A host callback whose ``repr`` is the same for every shift."""
+
+    def __init__(self, shift):
+        self.shift = shift
+
+    def __repr__(self):
+        return "shifted squares"
+
+    def __call__(self, a):
+        return np.sum((a - self.shift) ** 2).astype(a.dtype)
+
+
+def _callback_objective(shift):
+    callback = _ShiftedSquares(shift)
+    shape = jax.ShapeDtypeStruct((), jnp.float32)
+    return lambda v: jax.pure_callback(callback, shape, v, vmap_method="sequential")
+
+
+def test_callbacks_with_the_same_printout_keep_their_own_programs():
+    """Two objectives whose jaxprs print the same but call different host callbacks: each
+    run optimizes its own (a shared program would call the first one's callback)."""
+    kwargs = dict(progress=False, max_evals=1500, ftarget=1e-9)
+    first = cmajax.minimize(_callback_objective(1.0), jnp.zeros(3), 0.5, **kwargs)
+    second = cmajax.minimize(_callback_objective(-2.0), jnp.zeros(3), 0.5, **kwargs)
+    np.testing.assert_allclose(first.x, 1.0, atol=1e-3)
+    np.testing.assert_allclose(second.x, -2.0, atol=1e-3)
 
 
 def _shifted(shift, offset):
