@@ -216,6 +216,7 @@ def conclude(
     proposal: dict[str, Array],
     diagnostics: Callable[[RunState], dict[str, Array | None]],
     padded: bool = False,
+    vouched: tuple[tuple[str, ...], Array] | None = None,
 ) -> RunState:
     """Finish a generation: counters, best so far, acceptance of ``proposal``, termination.
 
@@ -232,6 +233,9 @@ def conclude(
         (see ``termination.Snapshot``).
       padded: ``x`` holds more candidates than the run's λ (``state.popsize``), the extra
         ones ranked last.
+      vouched: ``(keys, verdict)``: the strategy vouches for the finiteness of these values
+        of ``proposal`` with ``verdict`` (true only if every entry is finite), and they are
+        not scanned; for large factors whose finiteness follows from a bound on their update.
     """
     order, fitness_sorted, n_finite = ranking
     # λ as a value where the population is padded, else the static length (the same number).
@@ -247,7 +251,9 @@ def conclude(
     best_evaluation = jnp.where(improved, evaluations, state.best_evaluation)
 
     # A value may be a pytree (the learning-rates of LRA): every leaf is checked and kept.
-    finite = all_finite(*(leaf for value in proposal.values() for leaf in jax.tree.leaves(value)))
+    vouched_keys, verdict = vouched if vouched is not None else ((), True)
+    scanned = (v for k, v in proposal.items() if k not in vouched_keys)
+    finite = verdict & all_finite(*(leaf for value in scanned for leaf in jax.tree.leaves(value)))
     accept = any_finite & finite
     kept = {
         k: jax.tree.map(lambda new, old: jnp.where(accept, new, old), v, getattr(state, k))

@@ -324,7 +324,8 @@ def _covariance_update(
     w = jnp.matmul(A_inv, pc, precision=HIGHEST)
     w_sq = jnp.maximum(jnp.dot(w, w), jnp.finfo(A.dtype).tiny)
     b = (jnp.sqrt(1 + ccov / alpha * w_sq) - 1) / w_sq
-    A, A_inv, _ = scaled_rank_one(A, A_inv, w, b, alpha)
+    Aw = jnp.matmul(A, w, precision=HIGHEST)  # p_c up to rounding; see one_plus_one._tell
+    A, A_inv, _ = scaled_rank_one(A, A_inv, w, w_sq, Aw, b, alpha)
     return A, A_inv, pc
 
 

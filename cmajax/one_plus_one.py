@@ -18,7 +18,9 @@ A ← √α A (I + b u uᵀ), whose inverse (1/√α)(I − b/(1 + b‖u‖²) u
 generation factorizes anything. The termination criteria read √diag(AAᵀ) every generation,
 updated in O(n) from the same rank-one change and recomputed from A every 10n generations, and
 the singular values of A (C's axis lengths) refreshed at the same time (so ``tolconditioncov``
-and ``tolupsigma`` may hold up to 10n evaluations late). The histories
+and ``tolupsigma`` may hold up to 10n evaluations late). A⁻¹p_c and bounds on the entries of
+A and A⁻¹ are updated in O(n) as well; the bounds prove the new factors finite without a
+pass over them (``scaled_rank_one_bounds``). The histories
 record the candidate's f, and ``tolfun`` reads |f − parent's f| as the generation's range (one
 candidate alone always has a range of 0). ``tolflatfitness`` is off.
 
@@ -86,6 +88,9 @@ class OnePlusOneState(RunState):
         with the axis lengths.
       axis_lengths: (n,) singular values of A, ascending, refreshed every 10n generations.
       last_eigen: generation of that refresh.
+      factor_bounds: (2,) upper bounds on max |A| and max |A⁻¹| (``scaled_rank_one_bounds``),
+        exact at each refresh.
+      white_path: (n,) A⁻¹ p_c, updated in O(n) with A⁻¹ and recomputed at each refresh.
     """
 
     A: Array
@@ -96,6 +101,8 @@ class OnePlusOneState(RunState):
     stds: Array
     axis_lengths: Array
     last_eigen: Array
+    factor_bounds: Array
+    white_path: Array
 
 
 register(OnePlusOneState)
@@ -164,6 +171,8 @@ def one_plus_one_cma_es(
             stds=jnp.ones((n,), dtype),
             axis_lengths=jnp.ones((n,), dtype),
             last_eigen=jnp.zeros((), jnp.int32),
+            factor_bounds=jnp.ones((2,), dtype),
+            white_path=jnp.zeros((n,), dtype),
         )
 
     def ask(key: Array, state: OnePlusOneState) -> PyTree:
@@ -186,16 +195,68 @@ def one_plus_one_cma_es(
 
 
 def scaled_rank_one(
-    A: Array, A_inv: Array, u: Array, b: Array, alpha: Array
+    A: Array, A_inv: Array, u: Array, u_sq: Array, Au: Array, b: Array, alpha: Array
 ) -> tuple[Array, Array, Array]:
     """√α A (I + b u uᵀ), its inverse (1/√α)(I − b/(1 + b‖u‖²) u uᵀ) A⁻¹ (Sherman-Morrison),
-    and Au."""
+    and uᵀA⁻¹; ``u_sq`` is ‖u‖², which the callers have computed.
+
+    ``Au`` is A u, which the caller needs too (for the row norms).
+    """
     root = jnp.sqrt(alpha)
-    Au = jnp.matmul(A, u, precision=HIGHEST)
     uA_inv = jnp.matmul(u, A_inv, precision=HIGHEST)
     new = root * (A + b * jnp.outer(Au, u))
-    new_inv = (A_inv - b / (1 + b * jnp.dot(u, u)) * jnp.outer(u, uA_inv)) / root
-    return new, new_inv, Au
+    new_inv = (A_inv - b / (1 + b * u_sq) * jnp.outer(u, uA_inv)) / root
+    return new, new_inv, uA_inv
+
+
+def scaled_rank_one_inverse_times(
+    white: Array, u: Array, u_sq: Array, b: Array, alpha: Array
+) -> Array:
+    """A'⁻¹p for the factor A' of ``scaled_rank_one``, from ``white`` = A⁻¹p in O(n):
+    (1/√α)(A⁻¹p − b/(1 + b‖u‖²) u (uᵀA⁻¹p)). It keeps A⁻¹p_c without a product with A⁻¹."""
+    return (white - b / (1 + b * u_sq) * u * jnp.dot(u, white)) / jnp.sqrt(alpha)
+
+
+def scaled_rank_one_bounds(
+    bounds: Array, u_sq: Array, Au: Array, uA_inv: Array, b: Array, alpha: Array
+) -> tuple[Array, Array]:
+    """Bounds on the largest |entry| of the factors ``scaled_rank_one`` returns, from
+    ``bounds`` = (max |A|, max |A⁻¹|) and ``u_sq`` = ‖u‖², and whether they prove every entry
+    finite.
+
+    Each entry of √α (A + b Au uᵀ) is at most √α (max|A| + |b| ‖Au‖ ‖u‖), and rounding is
+    monotonic, so a bound and partial products below half the largest float (a margin for
+    the rounding of the norms) prove the factor finite, whatever order XLA multiplies in,
+    without a pass over its n² entries: at 4096 vmapped runs in 10-D those two passes were an
+    eighth of a generation. Euclidean norms rather than largest entries, since ‖u‖² is known:
+    a dot product is the cheapest reduction of a vmapped batch.
+
+    The bounds are loose by the norms and by the sum over generations: within 5× of the
+    largest entries on a 6-D ellipsoid run (refreshed every 10n generations), up to 10⁴× once
+    f sits at exactly 0. A spurious ``nonfinite`` stop would need entries above 10²⁹ in
+    float32.
+    """
+    root = jnp.sqrt(alpha)
+    coef = jnp.abs(b / (1 + b * u_sq))
+    norm_u = jnp.sqrt(u_sq)
+    norm_Au = jnp.sqrt(jnp.dot(Au, Au))
+    norm_v = jnp.sqrt(jnp.dot(uA_inv, uA_inv))
+    limit = jnp.finfo(bounds.dtype).max / 2
+
+    def bounded(scale, left, right):
+        products = jnp.stack([scale * left, scale * right, left * right])
+        return scale * left * right, jnp.all(products <= limit)
+
+    change, finite = bounded(jnp.abs(b), norm_Au, norm_u)
+    change_inv, finite_inv = bounded(coef, norm_u, norm_v)
+    new = jnp.stack([root * (bounds[0] + change), (bounds[1] + change_inv) / root])
+    # NaN compares false: a NaN anywhere in the update proves nothing.
+    return new, finite & finite_inv & jnp.all(new <= limit)
+
+
+def largest_entries(A: Array, A_inv: Array) -> Array:
+    """(max |A|, max |A⁻¹|), the exact value of ``scaled_rank_one_bounds``' bounds."""
+    return jnp.stack([jnp.max(jnp.abs(A)), jnp.max(jnp.abs(A_inv))])
 
 
 def scaled_rank_one_row_norms(norms: Array, Au: Array, u: Array, b: Array, alpha: Array) -> Array:
@@ -232,12 +293,40 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     damping = 1 + n / 2
     sigma = state.sigma * jnp.exp((rate - TARGET_SUCCESS) / (damping * (1 - TARGET_SUCCESS)))
 
+    # ~stopped: a stopped run gets here only in a vmapped batch, which discards its result.
+    due = and_if_batched((generation - state.last_eigen) >= EIGEN_GAP_FACTOR * n, ~state.stopped)
+    # With the axis lengths, √diag(C), the factors' bounds and A⁻¹p_c are computed afresh, so
+    # that neither the rounding of their O(n) updates nor the slack of the bounds accumulates
+    # over more than 10n generations. They are read from the parent's factor, which the loop
+    # already holds: the new one, as an operand of the branch, would be written out whole
+    # every generation (4096 vmapped runs in 10-D: 0.3 of 1.9 ms).
+    axis_lengths, stds, bounds, white_path = lazy_cond(
+        due,
+        lambda op: (
+            jnp.sort(jnp.linalg.svd(op[0], compute_uv=False)),
+            row_norms(op[0]),
+            largest_entries(op[0], op[1]),
+            jnp.matmul(op[1], op[2], precision=HIGHEST),
+        ),
+        lambda op: op[3:],
+        (
+            state.A,
+            state.A_inv,
+            state.pc,
+            state.axis_lengths,
+            state.stds,
+            state.factor_bounds,
+            state.white_path,
+        ),
+    )
+
     # Positive update on success: the path, then the rank-one Cholesky update with w = A⁻¹ p_c.
     cc, ccov = 2.0 / (n + 2), 2.0 / (n**2 + 6)
     slow = rate < SUCCESS_THRESHOLD
-    pc = (1 - cc) * state.pc + jnp.where(slow, jnp.sqrt(cc * (2 - cc)), 0.0) * step
+    path_rate = jnp.where(slow, jnp.sqrt(cc * (2 - cc)), 0.0)
+    pc = (1 - cc) * state.pc + path_rate * step
     alpha = jnp.where(slow, 1 - ccov, 1 - ccov + ccov * cc * (2 - cc))
-    w = jnp.matmul(state.A_inv, pc, precision=HIGHEST)
+    w = (1 - cc) * white_path + path_rate * z  # A⁻¹ p_c, without a product with A⁻¹
     w_sq = jnp.maximum(jnp.dot(w, w), jnp.finfo(dtype).tiny)
     b_plus = (jnp.sqrt(1 + ccov / alpha * w_sq) - 1) / w_sq
 
@@ -252,20 +341,19 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     u = jnp.where(success, w, z)
     b = jnp.where(success, b_plus, jnp.where(worse, b_minus, 0.0))
     scale = jnp.where(success & ~first, alpha, jnp.where(worse, 1 + c_minus, 1.0))
-    A, A_inv, Au = scaled_rank_one(state.A, state.A_inv, u, b, scale)
-    stds = scaled_rank_one_row_norms(state.stds, Au, u, b, scale)
+    # A u as a product, not the p_c or step it equals in exact arithmetic (Igel et al. write
+    # p_c): A⁻¹ is updated as the inverse of A (I + b u uᵀ), and with p_c in its place A A⁻¹
+    # drifted from I (by 1e-3 in 3,000 generations of a 6-D ellipsoid, and without bound
+    # once f sat at 0, ending runs as non-finite; 0 with the product).
+    Au = jnp.matmul(state.A, u, precision=HIGHEST)
+    u_sq = jnp.where(success, w_sq, z_sq)
+    A, A_inv, uA_inv = scaled_rank_one(state.A, state.A_inv, u, u_sq, Au, b, scale)
+    bounds, factors_finite = scaled_rank_one_bounds(bounds, u_sq, Au, uA_inv, b, scale)
+    stds = scaled_rank_one_row_norms(stds, Au, u, b, scale)
+    # The path kept (the new one on success) in the new factor's whitened coordinates.
+    white_path = scaled_rank_one_inverse_times(jnp.where(success, w, white_path), u, u_sq, b, scale)
     ancestors = jnp.where(
         success, jnp.concatenate([f[None], state.ancestors[:-1]]), state.ancestors
-    )
-    # ~stopped: a stopped run gets here only in a vmapped batch, which discards its result.
-    due = and_if_batched((generation - state.last_eigen) >= EIGEN_GAP_FACTOR * n, ~state.stopped)
-    # With the axis lengths, √diag(C) is computed afresh, so that the rounding of its updates
-    # never accumulates over more than 10n generations.
-    axis_lengths, stds = lazy_cond(
-        due,
-        lambda op: (jnp.sort(jnp.linalg.svd(op[0], compute_uv=False)), row_norms(op[0])),
-        lambda op: (op[1], op[2]),
-        (A, state.axis_lengths, stds),
     )
     proposal = dict(
         mean=jnp.where(success, candidate, state.mean),
@@ -276,6 +364,8 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
         success_rate=rate.astype(dtype),
         stds=stds,
         axis_lengths=axis_lengths,
+        factor_bounds=bounds,
+        white_path=white_path,
     )
     # The stopping criteria see the candidate's f as the generation's best (pycma's histories of
     # one candidate), and |f − parent's f| as its range: one value alone has a range of 0,
@@ -283,7 +373,10 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     pair = jnp.stack([candidate, candidate])
     spread = jnp.abs(f - state.best_fitness)
     ranking = term_lib.rank(jnp.stack([f, f + spread]))
-    new = conclude(state, pair, ranking, proposal, diagnostics, padded=True)
+    # A and A⁻¹ are finite when their bounds are (``scaled_rank_one_bounds``); a NaN in the
+    # update makes a bound NaN.
+    vouched = (("A", "A_inv"), factors_finite)
+    new = conclude(state, pair, ranking, proposal, diagnostics, padded=True, vouched=vouched)
     # The first generation has no parent f yet: its single value has a range of 0.
     flags = new.termination.flags
     flags = flags._replace(tolfun=flags.tolfun & jnp.isfinite(state.best_fitness))

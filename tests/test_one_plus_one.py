@@ -129,11 +129,15 @@ def test_the_strategy_contract():
     assert "tolflatfitness" not in cmajax.stop_reasons(state.stop)
 
 
-def test_the_coordinate_deviations_follow_the_factor():
+def test_the_coordinate_deviations_and_factor_bounds_follow_the_factor():
     """``stds`` is updated in O(n) from the rank-one change and recomputed with the axis
     lengths every 10n generations: it stays within 1e-4 (relative, float32; measured 3e-6 at
     n = 10) of √diag(AAᵀ) at every 37th generation of a 6-D ellipsoid run. A wrong update (a
-    missing α, a wrong sign of b) is off by about c_cov, 5e-2, within a few generations."""
+    missing α, a wrong sign of b) is off by about c_cov, 5e-2, within a few generations.
+
+    ``factor_bounds`` stay above max|A| and max|A⁻¹| (they prove the factors finite) and
+    within 100× of them (refreshed every 10n generations; measured within 5×), so that a
+    sound run never stops for a bound that grew without a cause."""
     es = cmajax.one_plus_one_cma_es(1.0, termination=cmajax.TerminationOptions.never())
     chunk = jax.jit(lambda s, k: cmajax.run(es, cmajax.functions.ellipsoid, s, k, 37))
     state = es.init(jnp.full(6, 2.0))
@@ -141,7 +145,62 @@ def test_the_coordinate_deviations_follow_the_factor():
         state = chunk(state, key)
         exact = np.sqrt(np.sum(np.asarray(state.A, np.float64) ** 2, axis=1))
         np.testing.assert_allclose(state.stds, exact, rtol=1e-4)
+        largest = np.array([np.max(np.abs(state.A)), np.max(np.abs(state.A_inv))])
+        assert np.all(state.factor_bounds >= largest * (1 - 1e-6))
+        assert np.all(state.factor_bounds <= 100 * largest)
     assert float(state.best_fitness) < 1e-6  # the run went far: C changed by many orders
+    assert not bool(state.stopped)
+
+
+def test_the_factor_bounds_decide_whether_an_update_is_finite(monkeypatch):
+    """The bounds of ``scaled_rank_one_bounds`` hold for random rank-one changes and prove
+    them finite; a NaN or an overflowing product proves nothing; and a (1+1) step whose bound
+    is not finite is not taken: the run stops with ``nonfinite`` and keeps its factor."""
+    from cmajax.one_plus_one import scaled_rank_one, scaled_rank_one_bounds
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        A = jnp.asarray(rng.normal(size=(5, 5)) + 3 * np.eye(5), jnp.float32)
+        A_inv = jnp.linalg.inv(A)
+        u, Au = (
+            jnp.asarray(rng.normal(size=5) * 10.0 ** rng.uniform(-3, 3), jnp.float32)
+            for _ in range(2)
+        )
+        b, alpha = jnp.float32(rng.uniform(-0.1, 0.5)), jnp.float32(rng.uniform(0.9, 1.1))
+        bounds = jnp.stack([jnp.max(jnp.abs(A)), jnp.max(jnp.abs(A_inv))])
+        u_sq = jnp.dot(u, u)
+        new, new_inv, uA_inv = scaled_rank_one(A, A_inv, u, u_sq, Au, b, alpha)
+        new_bounds, finite = scaled_rank_one_bounds(bounds, u_sq, Au, uA_inv, b, alpha)
+        assert bool(finite)
+        assert float(new_bounds[0]) >= float(jnp.max(jnp.abs(new)))
+        assert float(new_bounds[1]) >= float(jnp.max(jnp.abs(new_inv)))
+    ones, big = jnp.ones(5, jnp.float32), jnp.full(5, 1e20, jnp.float32)
+    bounds = jnp.ones(2, jnp.float32)
+    # ‖u‖ = 2.2e18 and ‖Au‖ = 2.2e20: their product overflows float32 (b ‖Au‖ ‖u‖ would not),
+    # so an entry of b Au uᵀ may, depending on which product XLA forms first.
+    huge_sq = jnp.float32(5e36)
+    assert not bool(scaled_rank_one_bounds(bounds, huge_sq, big, ones, jnp.float32(1e-30), 1.0)[1])
+    nan = ones.at[2].set(jnp.nan)
+    assert not bool(scaled_rank_one_bounds(bounds, 5.0, nan, ones, jnp.float32(1), 1.0)[1])
+
+    es = cmajax.one_plus_one_cma_es(0.5)
+    state = es.init(jnp.ones(4))
+    for key in jax.random.split(jax.random.key(3), 3):
+        state = es.tell(state, x := es.ask(key, state), jax.vmap(cmajax.functions.sphere)(x))
+    x = es.ask(jax.random.key(4), state)
+    fine = es.tell(state, x, jax.vmap(cmajax.functions.sphere)(x))
+    assert not bool(fine.stopped)
+    # The same step with a verdict of "not proven finite" (finite bounds, an overflowing
+    # partial product): the factors are not scanned, so only the verdict can stop it.
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            cmajax.one_plus_one,
+            "scaled_rank_one_bounds",
+            lambda bounds, *args: (bounds, jnp.array(False)),
+        )
+        told = es.tell(state, x, jax.vmap(cmajax.functions.sphere)(x))
+    assert cmajax.stop_reasons(told.stop) == ["nonfinite"]
+    np.testing.assert_array_equal(told.A, state.A)
 
 
 def test_minimize_and_the_restart_drivers():
