@@ -260,12 +260,15 @@ def largest_entries(A: Array, A_inv: Array) -> Array:
     return jnp.stack([jnp.max(jnp.abs(A)), jnp.max(jnp.abs(A_inv))])
 
 
-def scaled_rank_one_row_norms(norms: Array, Au: Array, u: Array, b: Array, alpha: Array) -> Array:
-    """The row norms of √α A (I + b u uᵀ) from A's, ``norms``: row i gains b (Au)ᵢ uᵀ, so its
-    squared norm becomes α (‖Aᵢ‖² + (Au)ᵢ² (2b + b²‖u‖²)). O(n) instead of a pass over the
-    new factor, a tenth of a generation of 1024 vmapped (1+1) runs in 10-D."""
+def scaled_rank_one_row_norms(
+    norms: Array, Au: Array, u_sq: Array, b: Array, alpha: Array
+) -> Array:
+    """The row norms of √α A (I + b u uᵀ) from A's, ``norms``, and ``u_sq`` = ‖u‖²: row i
+    gains b (Au)ᵢ uᵀ, so its squared norm becomes α (‖Aᵢ‖² + (Au)ᵢ² (2b + b²‖u‖²)). O(n)
+    instead of a pass over the new factor, a tenth of a generation of 1024 vmapped (1+1) runs
+    in 10-D."""
     # ≥ 0 in exact arithmetic (Cauchy-Schwarz where b < 0); rounding may take it below.
-    squared = alpha * (norms**2 + Au**2 * (b * (2 + b * jnp.dot(u, u))))
+    squared = alpha * (norms**2 + Au**2 * (b * (2 + b * u_sq)))
     return jnp.sqrt(jnp.maximum(squared, 0))
 
 
@@ -351,7 +354,7 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     u_sq = jnp.where(success, w_sq, z_sq)
     A, A_inv, uA_inv = scaled_rank_one(state.A, state.A_inv, u, u_sq, Au, b, scale)
     bounds, factors_finite = scaled_rank_one_bounds(bounds, u_sq, Au, uA_inv, b, scale)
-    stds = scaled_rank_one_row_norms(stds, Au, u, b, scale)
+    stds = scaled_rank_one_row_norms(stds, Au, u_sq, b, scale)
     # The path kept (the new one on success) in the new factor's whitened coordinates.
     # uᵀA⁻¹p of the path kept, as a dot product of its own: passed in, XLA's CPU fusions
     # (YNN) put the reduction inside the elementwise update of the path and computed it once
