@@ -29,7 +29,9 @@ import numpy as np
 # records' verdict (``termination.record_stagnation``).
 # 5: a short history ring holds only values of its window (``termination.push``), its unused
 # slots no longer zeros.
-SCHEMA_VERSION = 5
+# 6: the (1+1) state carries bounds on its factors' entries and A⁻¹p_c (``factor_bounds``,
+# ``white_path``).
+SCHEMA_VERSION = 6
 _META = "meta.json"
 # The archive comment: this prefix, then the hex SHA-256 of every byte of the file before it.
 _TRAILER = b"cmajax-checkpoint-sha256:"
