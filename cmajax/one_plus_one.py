@@ -355,10 +355,10 @@ def _tell(state: OnePlusOneState, x: Array, fitness: Array, active: bool) -> One
     A, A_inv, uA_inv = scaled_rank_one(state.A, state.A_inv, u, u_sq, Au, b, scale)
     bounds, factors_finite = scaled_rank_one_bounds(bounds, u_sq, Au, uA_inv, b, scale)
     stds = scaled_rank_one_row_norms(stds, Au, u_sq, b, scale)
-    # The path kept (the new one on success) in the new factor's whitened coordinates.
-    # uᵀA⁻¹p of the path kept, as a dot product of its own: passed in, XLA's CPU fusions
-    # (YNN) put the reduction inside the elementwise update of the path and computed it once
-    # per entry (1024 vmapped runs in 10-D: 52 µs of a 0.58 ms generation; 17 µs here).
+    # The path kept (the new one on success) in the new factor's whitened coordinates. Its
+    # uᵀA⁻¹p is a dot product of its own: computed inside the update, XLA's CPU fusions (YNN)
+    # recomputed it once per entry (1024 vmapped runs in 10-D: 52 µs of a 0.58 ms
+    # generation; 17 µs as its own kernel).
     u_white = jnp.where(success, w_dot, jnp.dot(z, white_path))
     white_path = scaled_rank_one_inverse_times(
         jnp.where(success, w, white_path), u_white, u, u_sq, b, scale
