@@ -53,6 +53,7 @@ from cmajax.lm_ma_es import lm_ma_es
 from cmajax.margin import mean_point
 from cmajax.noise import reevaluation_count
 from cmajax.one_plus_one import one_plus_one_cma_es
+from cmajax.padded_evaluation import evaluate_counted
 from cmajax.restart_schedule import (
     RestartSchedule,
     RunPlan,
@@ -234,16 +235,30 @@ def _history_rows(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: rows[name] for name in HISTORY_COLUMNS}
 
 
-def _chunk_program(strategy, evaluate, generations: int, every: int, k: int, padded: bool = False):
+def _chunk_program(
+    strategy,
+    evaluate,
+    generations: int,
+    every: int,
+    k: int,
+    padded: bool = False,
+    blocks: bool = False,
+):
     """(state, key, fitness, values) → (state, key, fitness, raw history of generations/every
-    rows); ``evaluate(values, population)`` is the objective (``values``: see ``lifted``)."""
+    rows); ``evaluate(values, population)`` is the objective (``values``: see ``lifted``).
+    ``blocks``: a padded population's rows beyond λ are evaluated only where a block of them
+    holds a counted one (``cmajax.padded_evaluation``)."""
 
     def chunk(state, key, fitness, values):
         def generation(carry, _):
             state, key, _ = carry
             key, sub = threefry.split(key)
             population = strategy.ask(sub, state)
-            fitness = evaluate(values, evaluation_points(population))
+            points = evaluation_points(population)
+            if blocks:
+                fitness = evaluate_counted(lambda p: evaluate(values, p), points, state.popsize)
+            else:
+                fitness = evaluate(values, points)
             return (strategy.tell(state, population, fitness), key, fitness), None
 
         def row(carry, _):
@@ -692,6 +707,7 @@ class _Problem:
                 self.every,
                 HISTORY_COORDINATES,
                 popsize_range is not None,
+                blocks=popsize_range is not None and self.mesh is None,
             )
 
         # Only lifted objectives are stored: a host function's callback, or a function object

@@ -197,27 +197,32 @@ def limit_run(state: Any, budget: Any, maxiter: Any, ftarget: float) -> Any:
     return state.replace(thresholds=thresholds)
 
 
-# λ grows by this factor from one padded program to the next (``popsize_bucket``). Measured on
+# The first padded program serves λ0 to this many times λ0 (``popsize_bucket``). Measured on
 # 10-D Rastrigin, 3 seeds of minimize(restarts=...) in a fresh process, 2-core CPU: IPOP
 # 6.35 s with 4, 5.18 s with 8, 5.14 s with 16; BIPOP 7.78 s with 4, 6.71 s with 16. Later, with
 # the init and stage programs smaller: IPOP 4.15 s with 16, 2.83 s with 32 (its first five
 # doublings in one program), 3.39 s with 64 (more padded compute, and other last bits).
 BUCKET_FACTOR = 32
+# Beyond it, each program serves one doubling of λ: (hi, 2 hi]. A run there is long enough
+# that padding costs more than compiling: with ranges growing 32-fold, IPOP's λ = 64λ0 ran
+# padded to 1024λ0. cmajax.ipop, 3 seeds of 10-D Rastrigin (one of them reaches 64λ0), fresh
+# processes, the same evaluations: 2.79–2.80 s growing 32-fold, 2.44–2.64 s 4-fold,
+# 2.40–2.49 s 2-fold; bipop 3.13–3.24, 3.08–3.31 and 3.04–3.11 s.
+LATER_BUCKET_FACTOR = 2
 
 
 def popsize_bucket(popsize: int, popsize0: int) -> tuple[int, int]:
     """The range (lo, hi) of population sizes whose runs share one compiled program.
 
-    [λ0, 32λ0], then (λ0·32^(k−1), λ0·32^k]: IPOP's λ0·2^j needs ⌈j/5⌉ programs (one for
-    j ≤ 5) instead of j + 1, and BIPOP's small runs, whose λ is drawn anew each time, fall into
-    the same few ranges. A run of λ in a range of top hi evaluates hi candidates per
-    generation, of which λ count (``cma_es(popsize_range=...)``): a 10-D generation of λ = 10
-    padded to 320 takes 0.2 ms instead of 0.02 ms (2-core CPU), against about 1.5 s for
-    compiling another program.
+    [λ0, 32λ0], then (32λ0·2^(k−1), 32λ0·2^k]: IPOP's λ0·2^j needs one program for j ≤ 5 and
+    one more per doubling beyond, and BIPOP's small runs, whose λ is drawn anew each time,
+    mostly fall into the first range. A run of λ in a range of top hi evaluates hi candidates
+    per generation, of which λ count (``cma_es(popsize_range=...)``): a 10-D generation of
+    λ = 10 padded to 320 takes 0.2 ms instead of 0.02 ms (2-core CPU), against about 1 s for
+    compiling another program; beyond 32λ0 the padding is at most 2-fold.
     """
     popsize0 = min(popsize0, popsize)
-    hi = popsize0 * BUCKET_FACTOR
+    lo, hi = popsize0, popsize0 * BUCKET_FACTOR
     while hi < popsize:
-        hi *= BUCKET_FACTOR
-    lo = popsize0 if hi == popsize0 * BUCKET_FACTOR else hi // BUCKET_FACTOR + 1
+        lo, hi = hi + 1, hi * LATER_BUCKET_FACTOR
     return lo, hi

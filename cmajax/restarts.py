@@ -8,7 +8,7 @@
   is one compiled, vmapped ``lax.while_loop`` that runs until every run in it has stopped, with
   no host round trip per generation; the host only decides the next round's λ and σ0.
   Schedules not in a stage (another λ, or done) sit it out masked: their evaluations are not
-  counted. Runs of every λ in one population range ([λ0, 32λ0], then ranges growing 32-fold)
+  counted. Runs of every λ in one population range ([λ0, 32λ0], then one range per doubling)
   share one compiled program through a padded population (``cma_es(popsize_range=...)``), and
   the programs are kept for the process (``cmajax.compilation``).
 """
@@ -25,13 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from cmajax import compilation, sharding, threefry
+from cmajax import compilation, host_keys, sharding, threefry
 from cmajax import lifted as lifted_objective
 from cmajax.base import PyTree, Strategy, evaluation_points
 from cmajax.batching import lazy_cond
 from cmajax.bounds import check_bounds
 from cmajax.checkpoint import option_repr
 from cmajax.cma_es import cma_es
+from cmajax.padded_evaluation import evaluate_counted
 from cmajax.restart_schedule import (
     RestartSchedule,
     limit_run,
@@ -179,10 +180,38 @@ class RestartResult(NamedTuple):
     regimes: list[list[str]]
     """Per round and schedule: "large", "small" or "" (done); IPOP runs are all "large"."""
     compilations: int
-    """Compiled stage programs used: one per population range ([λ0, 32λ0], then ranges growing
-    32-fold) with the default strategy, one per distinct λ with a ``strategy_factory``."""
+    """Compiled stage programs used: one per population range ([λ0, 32λ0], then one range
+    per doubling) with the default strategy, one per distinct λ with a ``strategy_factory``;
+    with E > 1 schedules, a stage that holds one of them runs in a program of one run, which
+    counts once more."""
     stop_reasons: list[list[list[str]]]
     """Per round, per schedule: why its run stopped ([] when masked)."""
+
+
+def _schedule_slice(e: int, tree: Any) -> Any:
+    """Schedule ``e``'s entries of a pytree with a leading schedule axis, keeping the axis,
+    sliced on the host (eager indexing would compile a program per shape)."""
+
+    def one(leaf: Any) -> Any:
+        if jax.dtypes.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key):
+            if host_keys.supported(leaf):
+                return host_keys.wrap(np.asarray(jax.random.key_data(leaf))[e : e + 1])
+            return leaf[e : e + 1]
+        return np.asarray(leaf)[e : e + 1]
+
+    return jax.tree.map(one, tree)
+
+
+def _widen(outcome: Any, e: int, experiments: int) -> Any:
+    """A one-schedule stage's host outcome as schedule ``e``'s entries among ``experiments``
+    (the others: zeros, which the caller masks)."""
+
+    def one(leaf: np.ndarray) -> np.ndarray:
+        wide = np.zeros((experiments, *leaf.shape[1:]), leaf.dtype)
+        wide[e] = leaf[0]
+        return wide
+
+    return jax.tree.map(one, outcome)
 
 
 def _stage_states(
@@ -228,7 +257,13 @@ def _stack(*leaves: Any) -> Any:
     return np.stack([np.asarray(leaf) for leaf in leaves])
 
 
-def _stage_loop(strategy: Strategy, fun: Callable, single: bool = False, mesh: Mesh | None = None):
+def _stage_loop(
+    strategy: Strategy,
+    fun: Callable,
+    single: bool = False,
+    mesh: Mesh | None = None,
+    padded: bool = False,
+):
     """One stage's vmapped runs until every run in it has stopped.
 
     ``loop(states, keys, args, shared)`` calls ``fun(x, args_e, shared)``: ``args`` is split
@@ -237,7 +272,9 @@ def _stage_loop(strategy: Strategy, fun: Callable, single: bool = False, mesh: M
     vmapped loop of one run is the same computation in a larger program (here 1.9 s of
     tracing, lowering and compiling instead of 1.5 s). ``mesh``: the runs are split over its
     devices, each looping until its own runs have stopped; a single run has its population's
-    evaluations split instead (``cmajax.sharding``).
+    evaluations split instead (``cmajax.sharding``). ``padded``: the strategy asks a padded
+    population, whose rows beyond λ are evaluated only where a block of them holds a counted
+    one (``cmajax.padded_evaluation``; not with a mesh, which splits the rows evenly).
     """
     evaluate = jax.vmap(fun, in_axes=(0, None, None))
     if single and mesh is not None:
@@ -249,8 +286,35 @@ def _stage_loop(strategy: Strategy, fun: Callable, single: bool = False, mesh: M
         fitness = evaluate(evaluation_points(population), args, shared)
         return strategy.tell(state, population, fitness), key, args
 
+    def blocked(state, key, args, shared):
+        key, sub = threefry.split(key)
+        population = strategy.ask(sub, state)
+        fitness = evaluate_counted(
+            lambda points: evaluate(points, args, shared),
+            evaluation_points(population),
+            state.popsize,
+        )
+        return strategy.tell(state, population, fitness), key, args
+
+    def blocked_batch(states, keys, fun_args, shared):
+        pairs = jax.vmap(threefry.split)(keys)
+        keys, subs = pairs[:, 0], pairs[:, 1]
+        populations = jax.vmap(strategy.ask)(subs, states)
+        fitness = evaluate_counted(
+            lambda points: jax.vmap(evaluate, in_axes=(0, 0, None))(points, fun_args, shared),
+            evaluation_points(populations),
+            jnp.max(states.popsize),
+            axis=1,
+        )
+        return jax.vmap(strategy.tell)(states, populations, fitness), keys, fun_args
+
+    if padded and mesh is None:
+        one = blocked
+
     def loop(states, keys, fun_args, shared):
         def body(carry):
+            if padded and mesh is None:
+                return blocked_batch(*carry, shared)
             return jax.vmap(one, in_axes=(0, 0, 0, None))(*carry, shared)
 
         carry = (states, keys, fun_args)
@@ -365,16 +429,31 @@ def _restart_schedules(
         stage_shared, identity = (shared_args, lifted.values), ("lifted", lifted.digest)
 
     def run_stage(lam: int, x0s, sigma0s, keys, budgets, maxiters, active):
+        """The stage's outcome on the host: evaluations, best f, best x and stop flags, one
+        entry per schedule (those outside the stage: 0 evaluations)."""
+        if experiments > 1 and mesh is None and np.count_nonzero(active) == 1:
+            # One schedule in the stage (BIPOP's schedules mostly draw different λ): its run
+            # alone, in the program of one run, instead of the batch with the others masked,
+            # whose rows the batch would still sample and evaluate.
+            e = int(np.flatnonzero(active)[0])
+            alone = _schedule_slice(e, (x0s, sigma0s, keys, budgets, maxiters, active))
+            outcome = stage_outcome(lam, *alone, _schedule_slice(e, fun_args), single=True)
+            return _widen(outcome, e, experiments)
+        return stage_outcome(
+            lam, x0s, sigma0s, keys, budgets, maxiters, active, fun_args, experiments == 1
+        )
+
+    def stage_outcome(lam, x0s, sigma0s, keys, budgets, maxiters, active, args_e, single):
         shared = popsize_bucket(lam, schedules[0].popsize0) if padded else lam
         strategy = strategy_factory(lam, shared) if padded else strategy_factory(lam)
         states = _stage_states(
             strategy, x0s, sigma0s, budgets, maxiters, active, ftarget, one_by_one=padded
         )
-        args = (states, keys, fun_args, stage_shared)
+        args = (states, keys, args_e, stage_shared)
         if mesh is not None:
             args = sharding.replicated(args, mesh)
-        used.add(shared)
-        key = ("restart_stage", factory_key, identity, own_args, shared, experiments == 1, mesh)
+        used.add((shared, single))
+        key = ("restart_stage", factory_key, identity, own_args, shared, single, mesh)
 
         # Stored for a lifted objective and the default strategies only: a custom strategy
         # factory has no name that outlives the process, and a mesh's devices are this one's.
@@ -383,11 +462,14 @@ def _restart_schedules(
             stored = (key[0], repr(factory_key), lifted.digest, *key[3:])
         program, _ = compilation.compiled(
             key,
-            lambda: _stage_loop(strategy, stage_objective, experiments == 1, mesh),
+            lambda: _stage_loop(strategy, stage_objective, single, mesh, padded),
             args,
             stored,
         )
-        return program(*args)
+        states = program(*args)
+        return sharding.to_host(
+            (states.evaluations, states.best_fitness, states.best_x, states.stop)
+        )
 
     n = sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree_util.tree_leaves(probe))
     schedules = [
@@ -420,11 +502,8 @@ def _restart_schedules(
         for value in sorted(set(lam[~done].tolist())):
             members = (~done) & (lam == value)
             budgets = np.array([max(s.remaining, 0) for s in schedules], np.float64)
-            states = run_stage(
+            outcome = run_stage(
                 int(value), x0s, sigma0 * sigma_factor, run_keys, budgets, maxiter, members
-            )
-            outcome = sharding.to_host(
-                (states.evaluations, states.best_fitness, states.best_x, states.stop)
             )
             evals = outcome[0].astype(np.int64) * members
             f = outcome[1].astype(np.float64)

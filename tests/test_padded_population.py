@@ -10,7 +10,7 @@ import pytest
 
 import cmajax
 from cmajax import functions
-from cmajax.restart_schedule import BUCKET_FACTOR, popsize_bucket
+from cmajax.restart_schedule import BUCKET_FACTOR, LATER_BUCKET_FACTOR, popsize_bucket
 from cmajax.sampling import standard_normal
 from tests.statistical import assert_not_fewer_successes, assert_ratio_within
 
@@ -90,14 +90,15 @@ def test_population_ranges(lam0):
         lo, hi = popsize_bucket(lam, lam0)
         assert lo <= lam <= hi
         ranges.setdefault((lo, hi), []).append(lam)
-    # The ranges tile [λ0, ...) without overlap, each at most BUCKET_FACTOR times its bottom.
+    # The ranges tile [λ0, ...) without overlap: the first [λ0, BUCKET_FACTOR·λ0], each later
+    # one at most LATER_BUCKET_FACTOR times its bottom.
     bounds = sorted(ranges)
-    assert bounds[0][0] == lam0
+    assert bounds[0] == (lam0, BUCKET_FACTOR * lam0)
     assert all(b[0] == a[1] + 1 for a, b in zip(bounds, bounds[1:], strict=False))
-    assert all(hi <= BUCKET_FACTOR * lo for lo, hi in bounds)
-    # IPOP's λ0·2^j (j = 0..9) meets ⌈10 / log2(BUCKET_FACTOR)⌉ programs instead of 10.
+    assert all(hi <= LATER_BUCKET_FACTOR * lo for lo, hi in bounds[1:])
+    # IPOP's λ0·2^j (j = 0..9): one program up to BUCKET_FACTOR·λ0, then one per doubling.
     doublings = round(np.log2(BUCKET_FACTOR))
-    expected = -(-10 // doublings)
+    expected = 1 + (9 - doublings)
     assert len({popsize_bucket(lam0 * 2**j, lam0) for j in range(10)}) == expected
 
 
