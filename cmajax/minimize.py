@@ -225,11 +225,13 @@ def _history_rows(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN generations give NaN
         generation_best = np.nanmin(finite, axis=-1)
         median = np.nanmedian(finite, axis=-1)
+        # Rows after the run's stop were never written (zeros; the caller drops them).
+        axis_ratio = axes[:, -1] / axes[:, 0]
     rows = dict(raw)
     rows.update(
         generation_best=generation_best.astype(fitness.dtype),
         median_fitness=median.astype(fitness.dtype),
-        axis_ratio=axes[:, -1] / axes[:, 0],
+        axis_ratio=axis_ratio,
         axis_lengths=axes,
     )
     return {name: rows[name] for name in HISTORY_COLUMNS}
@@ -261,13 +263,31 @@ def _chunk_program(
                 fitness = evaluate(values, points)
             return (strategy.tell(state, population, fitness), key, fitness), None
 
-        def row(carry, _):
-            carry, _ = jax.lax.scan(generation, carry, None, every)
+        def record(carry):
             state, _, fitness = carry
-            return carry, _record(state, strategy.diagnostics, fitness, k, padded)
+            return _record(state, strategy.diagnostics, fitness, k, padded)
 
-        (state, key, fitness), rows = jax.lax.scan(
-            row, (state, key, fitness), None, generations // every
+        def row(loop):
+            i, carry, rows = loop
+            carry, _ = jax.lax.scan(generation, carry, None, every)
+            rows = jax.tree.map(
+                lambda all_rows, new: jax.lax.dynamic_update_index_in_dim(all_rows, new, i, 0),
+                rows,
+                record(carry),
+            )
+            return i + 1, carry, rows
+
+        # A loop that ends with the run, not a scan of all the chunk's rows: a scan went on
+        # asking and evaluating after the stop (only ``tell`` was skipped), so a host function
+        # was called for up to a chunk of generations that no one counted. Rows never written
+        # keep generation 0, and the host drops them (``_keep_new_rows``).
+        count = generations // every
+        shapes = jax.eval_shape(record, (state, key, fitness))
+        rows = jax.tree.map(lambda s: jnp.zeros((count, *s.shape), s.dtype), shapes)
+        _, (state, key, fitness), rows = jax.lax.while_loop(
+            lambda loop: (loop[0] < count) & ~loop[1][0].stopped,
+            row,
+            (jnp.zeros((), jnp.int32), (state, key, fitness), rows),
         )
         return state, key, fitness, rows
 

@@ -151,6 +151,31 @@ def test_vectorized_and_host_functions_give_the_same_run(seed):
     assert abs(host.nfev - single.nfev) <= 0.2 * single.nfev
 
 
+@pytest.mark.parametrize("restarts", [None, "ipop"])
+def test_a_host_function_is_called_only_for_counted_evaluations(restarts):
+    """Runs stop in the middle of a chunk of generations; the rest of the chunk evaluates
+    nothing (a host function's calls are its user's time: a simulator's, say)."""
+    calls = []
+
+    def sphere(x):
+        calls.append(1)
+        return float(np.sum(np.asarray(x, np.float64) ** 2))
+
+    result = cmajax.minimize(
+        sphere,
+        np.ones(4),
+        0.5,
+        host_function=True,
+        restarts=restarts,
+        max_evals=3000 if restarts else None,
+        ftarget=None if restarts else 1e-8,
+        chunk_generations=50,
+        progress=False,
+    )
+    assert result.nit % 50 != 0  # the last run stopped inside a chunk
+    assert len(calls) == result.nfev
+
+
 def test_pytree_x0_comes_back_as_a_pytree():
     x0 = {"a": jnp.ones(3), "b": {"c": jnp.zeros((2, 2))}}
     result = cmajax.minimize(
