@@ -1,12 +1,12 @@
 """``cmajax.minimize``: one call that runs compiled, shows progress, records, and checkpoints.
 
-The run advances in chunks; each chunk is one compiled ``lax.scan`` over many generations that
-also records the history on the device. Between chunks the host only updates the progress bar,
-appends the chunk's history, calls ``callback`` and writes the checkpoint, so there is no
-per-generation round trip. With ``restarts="ipop"``/``"bipop"`` the host runs pycma's restart
-rule (``cmajax.restart_schedule``) and drives every run the same way, with one compiled chunk
-program per population size. Compiled programs are kept for the process
-(``cmajax.compilation``), so a repeated call compiles nothing.
+The run advances in chunks; each chunk is one compiled loop over many generations that also
+records the history on the device, and ends early when the run stops. Between chunks the host
+only updates the progress bar, appends the chunk's history, calls ``callback`` and writes the
+checkpoint, so there is no per-generation round trip. With ``restarts="ipop"``/``"bipop"`` the
+host runs pycma's restart rule (``cmajax.restart_schedule``) and drives every run the same
+way, with one compiled chunk program per population range. Compiled programs are kept for the
+process (``cmajax.compilation``), so a repeated call compiles nothing.
 """
 
 from __future__ import annotations
