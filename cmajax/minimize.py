@@ -280,10 +280,11 @@ def _chunk_program(
         # A loop that ends with the run, not a scan of all the chunk's rows: a scan went on
         # asking and evaluating after the stop (only ``tell`` was skipped), so a host function
         # was called for up to a chunk of generations that no one counted. Rows never written
-        # keep generation 0, and the host drops them (``_keep_new_rows``).
+        # keep generation -1, and the host drops them (``_keep_new_rows``).
         count = generations // every
         shapes = jax.eval_shape(record, (state, key, fitness))
         rows = jax.tree.map(lambda s: jnp.zeros((count, *s.shape), s.dtype), shapes)
+        rows["generation"] = jnp.full_like(rows["generation"], -1)
         _, (state, key, fitness), rows = jax.lax.while_loop(
             lambda loop: (loop[0] < count) & ~loop[1][0].stopped,
             row,
