@@ -9,7 +9,8 @@ functions, BIPOP's small-population runs spent most of their time on those.
 
 ``evaluate_counted`` evaluates the rows in blocks ending at ⌈hi/32⌉, ⌈hi/8⌉, ⌈hi/2⌉ and hi,
 each after the first under a ``lax.cond`` on whether it holds a counted row, so a run
-evaluates at most four times the rows it counts (IPOP's λ0, 4λ0, 16λ0 and 32λ0 exactly).
+evaluates at most four times the rows it counts when λ ≥ ⌈hi/32⌉, as in every restart range
+(IPOP's λ0, 4λ0, 16λ0 and 32λ0 exactly).
 Rows of skipped blocks get +inf, the value ``guarded_tell`` gives every row beyond λ: the
 strategies' states are those of every row evaluated (``tests/test_padded_evaluation.py``).
 Every block is another copy of the objective in the program: with the six blocks of a
