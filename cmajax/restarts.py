@@ -280,27 +280,32 @@ def _stage_loop(
     if single and mesh is not None:
         evaluate = sharding.split_evaluation(evaluate, mesh)
 
+    blocks = padded and mesh is None
+
+    def fitness_of(evaluate_rows: Callable, points: Any, count: Any, axis: int = 0) -> Any:
+        if blocks:
+            return evaluate_counted(evaluate_rows, points, count, axis)
+        return evaluate_rows(points)
+
     def one(state, key, args, shared):
         key, sub = threefry.split(key)
         population = strategy.ask(sub, state)
-        fitness = evaluate(evaluation_points(population), args, shared)
-        return strategy.tell(state, population, fitness), key, args
-
-    def blocked(state, key, args, shared):
-        key, sub = threefry.split(key)
-        population = strategy.ask(sub, state)
-        fitness = evaluate_counted(
+        fitness = fitness_of(
             lambda points: evaluate(points, args, shared),
             evaluation_points(population),
             state.popsize,
         )
         return strategy.tell(state, population, fitness), key, args
 
-    def blocked_batch(states, keys, fun_args, shared):
+    def batch(states, keys, fun_args, shared):
+        """``vmap(one)``, but a padded population's blocks are skipped for the whole batch:
+        under ``vmap`` a conditional per run becomes a select that evaluates every block."""
+        if not blocks:
+            return jax.vmap(one, in_axes=(0, 0, 0, None))(states, keys, fun_args, shared)
         pairs = jax.vmap(threefry.split)(keys)
         keys, subs = pairs[:, 0], pairs[:, 1]
         populations = jax.vmap(strategy.ask)(subs, states)
-        fitness = evaluate_counted(
+        fitness = fitness_of(
             lambda points: jax.vmap(evaluate, in_axes=(0, 0, None))(points, fun_args, shared),
             evaluation_points(populations),
             jnp.max(states.popsize),
@@ -308,14 +313,9 @@ def _stage_loop(
         )
         return jax.vmap(strategy.tell)(states, populations, fitness), keys, fun_args
 
-    if padded and mesh is None:
-        one = blocked
-
     def loop(states, keys, fun_args, shared):
         def body(carry):
-            if padded and mesh is None:
-                return blocked_batch(*carry, shared)
-            return jax.vmap(one, in_axes=(0, 0, 0, None))(*carry, shared)
+            return batch(*carry, shared)
 
         carry = (states, keys, fun_args)
         states, _, _ = jax.lax.while_loop(lambda c: jnp.any(~c[0].stopped), body, carry)

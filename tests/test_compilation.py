@@ -165,6 +165,17 @@ def test_repeated_restarts_compile_nothing():
     with count_compilations() as again:
         cmajax.bipop(functions.rastrigin, lambda key: x0, jax.random.key(1), **options)
     assert again[0] == 0
+    # Several schedules: stages of the batch and stages of one schedule run alone, each kind
+    # compiled once.
+    first = cmajax.bipop(
+        functions.rastrigin, lambda key: x0, jax.random.key(2), experiments=3, **options
+    )
+    with count_compilations() as again:
+        second = cmajax.bipop(
+            functions.rastrigin, lambda key: x0, jax.random.key(2), experiments=3, **options
+        )
+    assert again[0] == 0
+    assert first.compilations == second.compilations >= 2
 
 
 LOWERING = "/jax/core/compile/jaxpr_to_mlir_module_duration"
