@@ -49,6 +49,7 @@ from cmajax.bounds import check_bounds
 from cmajax.handling import with_handling
 from cmajax.learning_rate import LearningRates
 from cmajax.parameters import CMAParameters, cma_parameters
+from cmajax.rank_mu import weighted_outer_sum
 from cmajax.sampling import standard_normal
 from cmajax.termination import TerminationOptions
 
@@ -107,7 +108,7 @@ class CMAState(RunState):
 
     Attributes:
       C: (n, n) covariance matrix.
-      S: (n, n) sampling factor from the last factorization, C ≈ S Sᵀ: B·diag(D) with
+      S: (n, n) sampling factor from the last factorization, C ≈ S Sᵀ: C^(1/2) = B D Bᵀ with
         ``factorization="eigh"``, the lower Cholesky factor with ``"cholesky"``.
       W: (n, n) whitening matrix C^(-1/2) = B D⁻¹ Bᵀ with ``"eigh"``; with ``"cholesky"`` an
         empty (0, 0) array, since ``tell`` whitens by a triangular solve with S.
@@ -153,10 +154,17 @@ def _eigen(cov: Array) -> tuple[Array, Array, Array]:
 
 
 def _factor_eigh(cov: Array) -> tuple[Array, Array, Array, Array, Array]:
-    """(C, S, W, B, D) from one eigendecomposition: S = B D, W = B D⁻¹ Bᵀ = C^(-1/2)."""
+    """(C, S, W, B, D) from one eigendecomposition: S = B D Bᵀ = C^(1/2), W = B D⁻¹ Bᵀ = C^(-1/2).
+
+    The symmetric square root, not pycma's B D: the same distribution, and a continuous function
+    of C, while the sign of each eigenvector (each column of B) is LAPACK's arbitrary choice.
+    Two programs whose C differ by rounding (one run and a vmapped batch) could get opposite
+    signs and so sample different points from the same z.
+    """
     cov, B, D = _eigen(cov)
+    S = jnp.matmul(B * D, B.T, precision=HIGHEST)
     W = jnp.matmul(B / D, B.T, precision=HIGHEST)
-    return cov, B * D, 0.5 * (W + W.T), B, D
+    return cov, 0.5 * (S + S.T), 0.5 * (W + W.T), B, D
 
 
 def _factor_cholesky(cov: Array) -> tuple[Array, Array]:
@@ -220,8 +228,8 @@ def cma_es(
         pycma's. The
         eigendecomposition is then only needed by ``noeffectaxis``, ``tolconditioncov`` and
         ``tolupsigma`` and is refreshed every max(gap, n) generations. ``"eigh"`` is pycma's
-        own algorithm: it samples with B·D from an eigendecomposition and whitens with the
-        symmetric C^(-1/2).
+        own algorithm: it samples with the symmetric C^(1/2) = B D Bᵀ of an eigendecomposition
+        (pycma: B D, the same distribution) and whitens with the symmetric C^(-1/2).
       termination: thresholds of the stopping criteria, ``TerminationOptions()`` by default.
       popsize_range: ``(lo, hi)`` with lo ≤ λ ≤ hi: a padded population whose arrays have the
         shapes of every λ in [lo, hi], so that one compiled program serves runs of all of them
@@ -488,7 +496,7 @@ def _tell(
     z_sq = jnp.sum(z**2, axis=1)
     w_cov = jnp.where(w < 0, w * n / (jnp.sqrt(z_sq) + 1e-9) ** 2, w)
     decay = 1 - c1a - c.cmu * jnp.sum(w)
-    rank_mu = _weighted_outer_sum(y, c.cmu * w_cov)
+    rank_mu = weighted_outer_sum(y, c.cmu * w_cov)
     cov = decay * state.C + c.c1 * jnp.outer(pc, pc) + rank_mu
 
     # Cumulative step-size adaptation (eq. 44).
@@ -597,20 +605,6 @@ def _whiten_both_sides(state: CMAState, matrix: Array, factorization: str) -> Ar
     return jax.lax.linalg.triangular_solve(
         state.S, left, left_side=False, lower=True, transpose_a=True
     )
-
-
-# Up to this n the rank-μ sum Σ w_k y_k y_kᵀ is an elementwise product and a sum, not a matrix
-# product: XLA's CPU backend runs small batched dot_generals slowly (1024 runs × 10-D: 0.45 ms
-# of a 6.3 ms generation saved), while at n = 50 the matrix product is faster (21.4 against
-# 23.0 ms for 256 runs).
-ELEMENTWISE_RANK_MU_MAX_N = 16
-
-
-def _weighted_outer_sum(y: Array, weights: Array) -> Array:
-    """Σ_k weights_k y_k y_kᵀ over the rows y_k of ``y`` (tutorial eq. 47's rank-μ term)."""
-    if y.shape[1] <= ELEMENTWISE_RANK_MU_MAX_N:
-        return jnp.sum(weights[:, None, None] * y[:, :, None] * y[:, None, :], axis=0)
-    return jnp.matmul(y.T * weights, y, precision=HIGHEST)
 
 
 def _traced(*trees: Any) -> bool:
