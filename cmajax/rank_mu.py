@@ -16,7 +16,7 @@ milliseconds:
 | 1024 × 320 × 10 | 29.9 | 10.2 | 10.3 |
 | 64 × 320 × 10 | 2.48 | 0.46 | 0.43 |
 
-In the 1024 × 10-D generation of ``batched_restarts`` the kernel went from 1.34 to 0.64 ms and
+In the 1024 × 10-D generation of ``batched_restarts`` the kernel went from 1.34 to 0.62–0.64 ms and
 the generation from 8.09 to 7.02 ms (medians of 15 rounds, round-robin in one process). One run
 is unchanged: 0.029 ms per 10-D generation either way. Unrolling the rows into one elementwise
 kernel was faster alone (0.14–0.21 ms) but not in the generation: XLA duplicated the fused sum
