@@ -6,6 +6,9 @@ Every row times both peers side by side in one process, on the same machine:
    time is reported separately), turns on JAX's persistent compilation cache in an empty
    folder, then times ``cmajax.minimize(rosenbrock, zeros(10), 0.5, ftarget=1e-8)`` (compile
    included) and ``cma.fmin2`` on the same problem. Goal: cmajax/pycma ≤ 3.
+   The floor of any JAX CMA-ES is shown next to it: evosax's ``CMA_ES`` on the same problem
+   in a fresh process (a jitted ``lax.while_loop`` of ask/tell to the target), with
+   ``cma.fmin2`` in the same process.
 2. **First call, warm cache.** The same in another fresh subprocess with the same, now
    populated, cache folder. Goal ≤ 1.5. Rows 1-2 are repeated with fresh cache folders and
    seeds; medians are reported.
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -390,6 +394,73 @@ def child_first_call(cache: str, seed: int) -> dict[str, Any]:
     }
 
 
+def evosax_first_call(seed: int) -> dict[str, Any]:
+    """evosax ``CMA_ES`` on 10-D Rosenbrock from zeros, σ0 = 0.5, as its user would run it.
+
+    One ``jax.jit`` (XLA's default options) of a ``lax.while_loop`` of ask, evaluate and tell
+    until the best f reaches ``FTARGET`` or 1e5 evaluations: evosax has no stopping criteria,
+    so this is the smallest program a JAX CMA-ES needs for this call.
+    """
+    import jax
+    import jax.numpy as jnp
+    from evosax.algorithms import CMA_ES
+
+    x0 = jnp.zeros(10)
+    popsize = bu.default_popsize(10)
+    es = CMA_ES(population_size=popsize, solution=x0)
+    params = es.default_params.replace(std_init=jnp.asarray(0.5, x0.dtype))
+    population_f = jax.vmap(jax_objective("rosenbrock"))
+    max_generations = int(1e5) // popsize
+
+    def run(key):
+        key, init_key = jax.random.split(key)
+        state = es.init(init_key, x0, params)
+
+        def going(carry):
+            state, _, generation = carry
+            return (state.best_fitness > FTARGET) & (generation < max_generations)
+
+        def generation_step(carry):
+            state, key, generation = carry
+            key, ask_key, tell_key = jax.random.split(key, 3)
+            population, state = es.ask(ask_key, state, params)
+            state, _ = es.tell(tell_key, population, population_f(population), state, params)
+            return state, key, generation + 1
+
+        state, _, generations = jax.lax.while_loop(going, generation_step, (state, key, 0))
+        return state.best_fitness, generations
+
+    best, generations = jax.jit(run)(jax.random.key(seed))
+    best = float(best)
+    return {"fun": best, "evals": int(generations) * popsize, "success": best <= FTARGET}
+
+
+def child_evosax_first_call(seed: int) -> dict[str, Any]:
+    """The peer floor of row 1 in a fresh process: evosax's first call, then pycma's."""
+    start = time.perf_counter()
+    import cma  # noqa: F401
+    import evosax  # noqa: F401
+    import jax  # noqa: F401
+
+    import cmajax  # noqa: F401  (its rosenbrock is the objective; nothing of it compiles)
+
+    import_s = time.perf_counter() - start
+    disable_cache()
+    events = JaxEvents()
+    evosax_s, evosax_load, evosax_out = timed(evosax_first_call, seed)
+    backend_compiles = int(events.counts[BACKEND_COMPILE_EVENT])
+    pycma_s, pycma_load, pycma_out = timed(run_fmin2, rosenbrock_np, np.zeros(10), 0.5, seed + 1)
+    return {
+        "import_s": import_s,
+        "evosax_s": evosax_s,
+        "pycma_s": pycma_s,
+        "foreign_load": max(evosax_load, pycma_load),
+        "evosax": evosax_out,
+        "pycma": pycma_out,
+        "backend_compiles": backend_compiles,
+    }
+
+
 def child_restarts(variant: str, seeds: list[int]) -> dict[str, Any]:
     """Row 5 inside a fresh process: cmajax then pycma over ``seeds``, first call included."""
     start = time.perf_counter()
@@ -517,6 +588,35 @@ def measure_first_call(config: Config) -> list[dict[str, Any]]:
             )
         )
     return rows
+
+
+def measure_evosax_first_call(config: Config) -> dict[str, Any] | None:
+    """evosax's first call on row 1's problem, a fresh process per seed (medians)."""
+    if importlib.util.find_spec("evosax") is None:
+        return None
+    runs = []
+    for seed in range(config.cache_dirs):
+        bu.log(f"first call, evosax, seed {seed}")
+        out = spawn_child(["evosax-first-call", "--seed", str(seed)])
+        out["seed"] = seed
+        runs.append(out)
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return {"runs": runs, "failed": len(runs)}
+    evosax_s = bu.median([r["evosax_s"] for r in ok])
+    pycma_s = bu.median([r["pycma_s"] for r in ok])
+    return {
+        "evosax_s": evosax_s,
+        "pycma_s": pycma_s,
+        "ratio": bu.ratio(evosax_s, pycma_s),
+        "evosax_evals": bu.median([r["evosax"]["evals"] for r in ok]),
+        "evosax_successes": successes([r["evosax"] for r in ok]),
+        "pycma_successes": successes([r["pycma"] for r in ok]),
+        "backend_compiles": [r["backend_compiles"] for r in ok],
+        "import_s": bu.median([r["import_s"] for r in ok]),
+        "failed": len(runs) - len(ok),
+        "runs": runs,
+    }
 
 
 def measure_repeated(
@@ -806,6 +906,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     bu.log("NumPy twins against cmajax.functions")
     twins = check_twins()
     cases = measure_first_call(config)
+    evosax_first = measure_evosax_first_call(config)
     bu.log("compile seconds per strategy and n")
     compile_rows = measure_compile(events, config.compile_dims)
     cases.append(
@@ -847,6 +948,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "compile_event": BACKEND_COMPILE_EVENT,
         "jax_compile_events_seen": compile_names,
         "cases": cases,
+        "evosax_first_call": evosax_first,
         "compile": compile_rows,
     }
 
@@ -924,6 +1026,37 @@ def compile_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def evosax_first_call_section(evosax: dict[str, Any] | None, cases: list[dict]) -> list[str]:
+    """Row 1's problem run by evosax in a fresh process: where any JAX CMA-ES starts."""
+    lines = ["## Row 1's problem, first call of evosax", ""]
+    if evosax is None:
+        return lines + ["evosax is not installed: not measured.", ""]
+    if "evosax_s" not in evosax:
+        return lines + [f"All {evosax['failed']} processes failed; see the JSON.", ""]
+    cold = next((c for c in cases if c["key"] == "first_call_cold"), None)
+    cmajax_ratio = bu.fmt(cold["ratio"]) if cold and cold["ratio"] is not None else "n/a"
+    return lines + [
+        "evosax `CMA_ES` (λ = 10) on the same 10-D Rosenbrock from zeros with σ0 = 0.5, as "
+        "its user would run it: one `jax.jit` with XLA's default options of a "
+        "`lax.while_loop` of ask, evaluate and tell until the best f reaches 1e-8 (evosax has "
+        "no stopping criteria, so this is about the smallest program a JAX CMA-ES needs for "
+        "this call), then `cma.fmin2` as in row 1, in a fresh process per seed without the "
+        "persistent cache (import not counted; medians).",
+        "",
+        "| evosax s | pycma s | evosax/pycma | cmajax/pycma (row 1) | evosax evals | evosax ok |"
+        " pycma ok |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {bu.fmt(evosax['evosax_s'])} | {bu.fmt(evosax['pycma_s'])} | "
+        f"{bu.fmt(evosax['ratio'])} | {cmajax_ratio} | "
+        f"{evals_cell(evosax['evosax_evals'])} | "
+        f"{evosax['evosax_successes']}/{len(evosax['runs']) - evosax['failed']} | "
+        f"{evosax['pycma_successes']}/{len(evosax['runs']) - evosax['failed']} |",
+        "",
+        f"Backend compilations in evosax's call: {evosax['backend_compiles']}.",
+        "",
+    ]
+
+
 def markdown_report(doc: dict[str, Any]) -> str:
     """The whole ``wall_time.md`` text."""
     quick_options = doc["compile"][0].get("quick_options", "n/a") if doc["compile"] else "n/a"
@@ -966,6 +1099,7 @@ def markdown_report(doc: dict[str, Any]) -> str:
     for i, c in enumerate(doc["cases"], start=1):
         for note in c["notes"]:
             lines.append(f"- row {i}: {note}")
+    lines += ["", *evosax_first_call_section(doc.get("evosax_first_call"), doc["cases"])]
     lines += [
         "",
         "## Compile seconds per strategy and n",
@@ -1064,7 +1198,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-restarts", action="store_true", help="leave out the slow IPOP/BIPOP rows"
     )
-    parser.add_argument("--child", choices=("first-call", "restarts"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child",
+        choices=("first-call", "evosax-first-call", "restarts"),
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", default="0", help=argparse.SUPPRESS)
@@ -1077,6 +1215,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.child == "first-call":
         print(json.dumps(child_first_call(args.cache, args.seed)), flush=True)
+        return
+    if args.child == "evosax-first-call":
+        print(json.dumps(child_evosax_first_call(args.seed)), flush=True)
         return
     if args.child == "restarts":
         seeds = [int(s) for s in args.seeds.split(",")]
