@@ -1147,6 +1147,17 @@ def plot(doc: dict[str, Any], path: Path) -> None:
             if c["goal"] is not None:
                 left.hlines(c["goal"], x - 0.45, x + 0.45, colors="tab:blue", linestyles="--")
         left.plot([], [], color="tab:blue", linestyle="--", label="goal")
+        evosax = doc.get("evosax_first_call") or {}
+        cold_x = [x for x, (_, c) in zip(xs, cases, strict=True) if c["key"] == "first_call_cold"]
+        if evosax.get("ratio") is not None and cold_x:
+            left.plot(
+                cold_x,
+                [evosax["ratio"]],
+                marker="D",
+                color="black",
+                linestyle="none",
+                label=f"evosax CMA_ES, row 1's first call ({bu.fmt(evosax['ratio'], 2)})",
+            )
         left.set_xticks(xs, [f"row {i}\n{c['key']}" for i, c in cases], fontsize=7, rotation=30)
         left.legend(fontsize=8)
     left.set_yscale("log")
