@@ -272,25 +272,36 @@ def cmajax_status() -> tuple[bool, str]:
     return True, "ok"
 
 
-def evosax_cma_sphere(n: int, sigma0: float) -> tuple[Any, Any, Any, Callable[[Any, Any], Any]]:
-    """evosax ``CMA_ES`` on the sphere from ones(n): ``(es, params, x0, step)``.
+def evosax_cma(
+    x0: Any, sigma0: float, population_f: Callable[[Any], Any]
+) -> tuple[Any, Any, Callable[[Any, Any], Any]]:
+    """evosax ``CMA_ES`` (default λ) from ``x0`` with σ0: ``(es, params, step)``.
 
-    ``step(state, key) -> state`` is one ask-evaluate-tell generation (for ``scan_run``).
+    ``population_f`` maps a (λ, n) population to its λ values. ``step(state, key) -> state``
+    is one ask-evaluate-tell generation (for ``scan_run``).
     """
     import jax
     import jax.numpy as jnp
     from evosax.algorithms import CMA_ES
 
-    x0 = jnp.ones(n)
-    es = CMA_ES(population_size=default_popsize(n), solution=x0)
+    es = CMA_ES(population_size=default_popsize(x0.shape[-1]), solution=x0)
     params = es.default_params.replace(std_init=jnp.asarray(sigma0, dtype=x0.dtype))
 
     def step(state, key):
         ask_key, tell_key = jax.random.split(key)
         population, state = es.ask(ask_key, state, params)
-        state, _ = es.tell(tell_key, population, sphere_jnp(population), state, params)
+        state, _ = es.tell(tell_key, population, population_f(population), state, params)
         return state
 
+    return es, params, step
+
+
+def evosax_cma_sphere(n: int, sigma0: float) -> tuple[Any, Any, Any, Callable[[Any, Any], Any]]:
+    """evosax ``CMA_ES`` on the sphere from ones(n): ``(es, params, x0, step)``."""
+    import jax.numpy as jnp
+
+    x0 = jnp.ones(n)
+    es, params, step = evosax_cma(x0, sigma0, sphere_jnp)
     return es, params, x0, step
 
 

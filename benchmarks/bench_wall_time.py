@@ -403,13 +403,11 @@ def evosax_first_call(seed: int) -> dict[str, Any]:
     """
     import jax
     import jax.numpy as jnp
-    from evosax.algorithms import CMA_ES
 
     x0 = jnp.zeros(10)
-    popsize = bu.default_popsize(10)
-    es = CMA_ES(population_size=popsize, solution=x0)
-    params = es.default_params.replace(std_init=jnp.asarray(0.5, x0.dtype))
     population_f = jax.vmap(jax_objective("rosenbrock"))
+    es, params, _ = bu.evosax_cma(x0, 0.5, population_f)
+    popsize = bu.default_popsize(10)
     max_generations = int(1e5) // popsize
 
     def run(key):
