@@ -108,6 +108,11 @@ class COMOState:
         return self.status != UNUSED
 
     @property
+    def candidates(self) -> tuple[Array, Array, Array]:
+        """``(x, f, valid)``: the points the returned front is chosen from, the incumbents."""
+        return self.x, self.f, self.members
+
+    @property
     def running(self) -> Array:
         """(slots,) which slots hold a running kernel."""
         return self.status == RUNNING

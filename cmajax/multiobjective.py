@@ -50,9 +50,9 @@ class MultiobjectiveResult:
 
     Attributes:
       x: the Pareto set found: the non-dominated points the strategy holds at the end (the
-        incumbents of COMO-CMA-ES's kernels, MO-CMA-ES's parents), sorted by the first
-        objective; an array of shape (p, n) for an array ``x0``, else ``x0``'s pytree with a
-        leading axis p.
+        incumbents of COMO-CMA-ES's kernels; MO-CMA-ES's parents and the front it kept from
+        earlier restarts), sorted by the first objective; an array of shape (p, n) for an
+        array ``x0``, else ``x0``'s pytree with a leading axis p.
       fun: (p, m) their objective values, the front.
       nfev: evaluations spent.
       nit: generations run.
@@ -86,7 +86,9 @@ class BatchedMultiobjectiveResult:
     """What ``batched_multiobjective`` returns: R independent runs, stacked.
 
     Attributes:
-      x: (R, p, n) the points each run holds at the end (``front_mask`` marks its Pareto set).
+      x: (R, p, n) the points each run holds at the end (``front_mask`` marks its Pareto set;
+        for MO-CMA-ES p = 3μ: the front kept from earlier restarts, the parents waiting to
+        join it, then the parents; ``MOState.candidates``).
       fun: (R, p, m) their objective values (+inf for empty slots).
       front_mask: (R, p) which points are non-dominated members of their run's front.
       nfev: (R,) evaluations per run.
@@ -194,16 +196,19 @@ def _check_objective(objective: Callable, population: PyTree, counted: Array, m:
 
 
 def _front(state: Any) -> tuple[Array, Array]:
-    """The hypervolume of the state's non-dominated points and their number."""
-    ranks = hv.nondominated_ranks(state.f, state.members)
-    front = state.members & (ranks == 0) & jnp.all(jnp.isfinite(state.f), axis=1)
-    return hv.hypervolume(state.f, state.reference_point, front), jnp.sum(front)
+    """The hypervolume of the state's non-dominated candidates (``state.candidates``: the
+    incumbents, or the parents and the front kept from earlier restarts) and their number."""
+    _, f, valid = state.candidates
+    finite = valid & jnp.all(jnp.isfinite(f), axis=1)
+    beaten = jnp.any(hv.dominates(f[None, :, :], f[:, None, :]) & finite[None, :], axis=1)
+    front = finite & ~beaten
+    return hv.hypervolume(f, state.reference_point, front), jnp.sum(front)
 
 
 def _chunk_program(strategy: MultiobjectiveStrategy, evaluate: Callable, generations: int):
     """(state, key, budget, values) → (state, key, rows, ending): up to ``generations``
     generations, each run only if its counted evaluations fit in ``budget`` and the state has
-    not stopped; ``ending`` holds the final state's ``stopped`` and ``members``.
+    not stopped; ``ending`` holds the final state's ``stopped`` and ``candidates``.
     ``evaluate(values, population, counted)`` is the objective (``values``: see ``lifted``)."""
 
     def chunk(state, key, budget, values):
@@ -231,9 +236,10 @@ def _chunk_program(strategy: MultiobjectiveStrategy, evaluate: Callable, generat
             return (state, key), row
 
         (state, key), rows = jax.lax.scan(step, (state, key), None, generations)
-        # Read on the host from here: ``state.stopped`` and ``state.members`` there would
+        # Read on the host from here: ``state.stopped`` and ``state.candidates`` there would
         # compile some fifteen small eager programs in a new process (0.5 s).
-        return state, key, rows, dict(stopped=state.stopped, members=state.members)
+        x, f, valid = state.candidates
+        return state, key, rows, dict(stopped=state.stopped, x=x, f=f, valid=valid)
 
     return chunk
 
@@ -391,16 +397,14 @@ def _drive(program, state, seed, budget, progress, callback, layout, compile_sec
             state, key, chunk, ending = program(state, key, np.asarray(budget, np.int32))
             chunk = jax.tree.map(np.asarray, chunk)
             ran = chunk.pop("ran")
-            stopped, members = bool(ending["stopped"]), np.asarray(ending["members"])
+            stopped = bool(ending["stopped"])
             rows.append({k: v[ran] for k, v in chunk.items()})
             done = not ran[-1]
             if ran.any():
                 volume = float(chunk["hypervolume"][ran][-1])
                 bar.show(int(chunk["evaluations"][ran][-1]), hv=f"{volume:.6g}")
             if callback is not None or done:
-                result = _result(
-                    state, rows, layout, compile_seconds, start, done, stopped, members
-                )
+                result = _result(state, rows, layout, compile_seconds, start, done, stopped, ending)
                 if callback is not None:
                     callback(result)
             if done:
@@ -428,23 +432,23 @@ def _options_key(options: dict[str, Any]) -> tuple:
     return tuple(sorted((k, option_repr(v)) for k, v in options.items()))
 
 
-def _nondominated(f: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Members with finite values that no other member dominates (NumPy: no program to
-    compile on the host)."""
-    ok = members & np.all(np.isfinite(f), axis=1)
+def _nondominated(f: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Valid rows with finite values that no other valid row dominates (NumPy: no program
+    to compile on the host)."""
+    ok = valid & np.all(np.isfinite(f), axis=1)
     a, b = f[:, None, :], f[None, :, :]
     beaten = (np.all(b <= a, axis=2) & np.any(b < a, axis=2) & ok[None, :]).any(axis=1)
     return ok & ~beaten
 
 
 def _result(
-    state, rows, layout, compile_seconds, start, done, stopped, members
+    state, rows, layout, compile_seconds, start, done, stopped, ending
 ) -> MultiobjectiveResult:
     history = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
-    f = np.asarray(state.f)
-    front = _nondominated(f, members)
+    f = np.asarray(ending["f"])
+    front = _nondominated(f, np.asarray(ending["valid"]))
     order = np.flatnonzero(front)[np.argsort(f[front, 0], kind="stable")]
-    x = np.asarray(state.x)[order]
+    x = np.asarray(ending["x"])[order]
     reference = np.asarray(state.reference_point)
     volume = float(history["hypervolume"][-1]) if history["hypervolume"].size else 0.0
     message = (
@@ -524,12 +528,12 @@ def batched_multiobjective(
         if not np.asarray(rows["ran"])[:, -1].any():
             break
     volume = np.asarray(rows["hypervolume"])[:, -1]
-    members = np.asarray(ending["members"])
-    f = np.asarray(state.f)
-    mask = np.stack([_nondominated(fi, mi) for fi, mi in zip(f, members, strict=True)])
+    valid = np.asarray(ending["valid"])
+    f = np.asarray(ending["f"])
+    mask = np.stack([_nondominated(fi, vi) for fi, vi in zip(f, valid, strict=True)])
     return BatchedMultiobjectiveResult(
-        x=np.asarray(state.x),
-        fun=np.where(members[..., None], f, np.inf),
+        x=np.asarray(ending["x"]),
+        fun=np.where(valid[..., None], f, np.inf),
         front_mask=mask,
         nfev=np.asarray(state.evaluations),
         hypervolume=np.asarray(volume),
