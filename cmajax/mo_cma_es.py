@@ -201,7 +201,7 @@ def mo_cma_es(
       sigma0: initial step size of every parent, > 0.
       population_size: μ, parents and offspring per generation once grown; ≥ 2.
       initial_population: μ₀, the parents of the first generation; default min(10, μ)
-        (``initial_population=population_size``: no growth, Igel et al.'s algorithm).
+        (``initial_population=population_size`` and ``restarts=False``: Igel et al.'s algorithm).
         The population then doubles every ``growth_interval`` generations until it reaches
         μ: in a growth generation all parents and offspring survive (when they fit), so the
         new parents are the old ones and their offspring. A small population approaches the
