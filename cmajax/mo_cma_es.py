@@ -375,8 +375,8 @@ def mo_cma_es(
             both = jnp.concatenate([parents, children])
             return both[order]
 
-        order = jnp.where(first, jnp.arange(mu, 2 * mu), jnp.argsort(~selected, stable=True)[:mu])
-        merged = jnp.argsort(~selected, stable=True)[:mu]
+        merged = jnp.argsort(~selected, stable=True)[:mu]  # the selected rows first
+        order = jnp.where(first, jnp.arange(mu, 2 * mu), merged)
         kept_x = jnp.concatenate([state.kept_x, state.pending_x])[merged]
         kept_f = jnp.where(
             selected[merged][:, None],
