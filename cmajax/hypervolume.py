@@ -30,8 +30,10 @@ structures of the asymptotically faster sequential algorithms):
 
 - ``nondominated_ranks``: the dominance matrix (O(p²) memory), then NSGA-II's front peeling as
   a ``while_loop`` with one matrix-vector product per front: O(p² · number of fronts).
-- 2-D hypervolume and contributions: one lexicographic sort and cumulative-min scans,
-  O(p log p).
+  MO-CMA-ES's selection of μ points stops after the front that reaches μ (``ranks_until``).
+- 2-D hypervolume and contributions: one sort and cumulative-min scans, O(p log p) (the
+  hypervolume sorts by f₁ alone; on a CPU a sort of a few hundred points costs more than the
+  rest of the computation).
 - 3-D hypervolume and contributions: the dimension sweep of Fonseca, Paquete & López-Ibáñez
   (2006) and Beume et al. (2009) along the third objective, with every prefix's 2-D area
   evaluated at once on a (p, p) array against the one sort of the first two objectives: O(p²)
@@ -143,6 +145,17 @@ def nondominated_ranks(f: Array, valid: Array | None = None) -> Array:
     [0, 0, 1, 0, 2]
     """
     f, valid, _ = _check(f, valid)
+    return ranks_until(f, valid, None)
+
+
+def ranks_until(f: Array, valid: Array, enough: Array | None) -> Array:
+    """``nondominated_ranks`` of checked inputs, peeling only until ``enough`` rows are ranked.
+
+    A selection of ``enough`` rows by rank (``mo_cma_es.select``) needs the fronts up to the
+    one where the count reaches ``enough``, not the rest: the loop stops there, the finite
+    rows left unranked get ``p`` (as invalid rows do) and non-finite rows ``p + 1``, both
+    behind every ranked row. ``enough=None`` ranks every front.
+    """
     p = f.shape[0]
     if p == 0:
         return jnp.zeros((0,), jnp.int32)
@@ -161,10 +174,13 @@ def nondominated_ranks(f: Array, valid: Array | None = None) -> Array:
         ranks = jnp.where(finite & (ranks == unranked) & (counts == 0), k + 1, ranks)
         return ranks, counts, k + 1
 
-    # Every iteration moves the front ranked k forward; it stops after the last front.
-    ranks, _, _ = jax.lax.while_loop(
-        lambda s: jnp.any(s[0] == s[2]), peel, (ranks, dominated_by, jnp.int32(0))
-    )
+    def more(state):
+        ranks, _, k = state
+        # Every iteration moves the front ranked k forward; it stops after the last front.
+        go = jnp.any(ranks == k)
+        return go if enough is None else go & (jnp.sum(ranks < unranked) < enough)
+
+    ranks, _, _ = jax.lax.while_loop(more, peel, (ranks, dominated_by, jnp.int32(0)))
     last = jnp.max(jnp.where(finite, ranks, -1)) + 1
     return jnp.where(valid & ~finite, last, ranks).astype(jnp.int32)
 
@@ -214,8 +230,14 @@ def _sweep(f: Array, ref: Array, valid: Array, contributions: bool):
     contributions."""
     p, m = f.shape
     inside, g = _prepared(f, ref, valid)
-    order = jnp.lexsort((g[:, 1], g[:, 0]))
-    g = g[order]
+    if not contributions:
+        # The areas do not depend on the order of points with equal f₁ (their slabs between
+        # them are empty), so one key suffices: a cheaper sort than the lexicographic one.
+        g = jnp.stack(jax.lax.sort(tuple(g.T), num_keys=1, is_stable=False), axis=1)
+        order = None
+    else:
+        order = jnp.lexsort((g[:, 1], g[:, 0]))
+        g = g[order]
     if m == 2:
         member = jnp.ones((1, p), bool)
         depth = jnp.ones((1,), g.dtype)

@@ -433,8 +433,13 @@ def _restart_when_stagnant(
         return state  # an interval of 1 or 2 generations leaves no window to compare
     known = state.reference_set
     reference = jnp.where(known, state.reference_point, 1.0)
-    volume = jnp.where(known, hv.hypervolume(state.f, reference, state.members), 0.0)
     phase = age % interval
+    # Only two generations of an interval read the volume: skip the sort in the others.
+    volume = jax.lax.cond(
+        known & ((phase == 0) | (phase == interval - window)),
+        lambda: hv.hypervolume(state.f, reference, state.members),
+        lambda: jnp.zeros((), state.f.dtype),
+    )
     stagnant = (phase == 0) & (volume > 0) & (volume - volume_mark <= tolerance * volume)
     marked = jnp.where(phase == interval - window, volume, volume_mark)
     state = state.replace(volume_mark=marked)
@@ -502,9 +507,13 @@ def select(f: Array, mu: Any, valid: Array | None = None, reference: Array | Non
     Returns:
       (p,) booleans, exactly μ true.
     """
-    ranks = hv.nondominated_ranks(f, valid)
-    below = jnp.sum(ranks[None, :] < ranks[:, None], axis=1)
-    upto = jnp.sum(ranks[None, :] <= ranks[:, None], axis=1)
+    f = jnp.asarray(f)
+    valid = jnp.ones(f.shape[0], bool) if valid is None else jnp.asarray(valid, bool)
+    ranks = hv.ranks_until(f, valid, mu)
+    # Rows of a smaller rank, and of a rank no larger: a count per rank (ranks ≤ p + 1).
+    per_rank = jnp.zeros(f.shape[0] + 2, jnp.int32).at[ranks].add(1)
+    upto = jnp.cumsum(per_rank)[ranks]
+    below = upto - per_rank[ranks]
     keep = upto <= mu
     critical = (below < mu) & (upto > mu)
     surplus = jnp.max(jnp.where(critical, upto, mu)) - mu
@@ -542,12 +551,11 @@ def _drop_least_contributors_2d(
     the extremes, which are never dropped, so it stays fixed: dropping a point only changes
     the contributions of its two neighbours. The scores (extremes +inf, points outside the
     reference box minus their distance to it) are those of ``_protected_contributions``,
-    computed once and then updated at the neighbours.
+    computed once from the staircase itself (one sort instead of two: 15% of a 5-D MO-CMA-ES
+    generation) and then updated at the neighbours.
     """
     p = f.shape[0]
-    scores = _protected_contributions(f, members, reference)
-    _, _, ranked, nadir = _ranked_points(f, members, reference)
-    protected = scores == jnp.inf
+    finite, inside, ranked, nadir = _ranked_points(f, members, reference)
     # The staircase as a doubly linked list over row indices; -1 and p close it.
     order = jnp.lexsort((-f[:, 1], jnp.where(ranked, f[:, 0], jnp.inf)))
     position = jnp.zeros(p, jnp.int32).at[order].set(jnp.arange(p, dtype=jnp.int32))
@@ -560,6 +568,13 @@ def _drop_least_contributors_2d(
     def contribution(i, previous, following):
         above = jnp.where(previous[i] < 0, nadir[1], y[previous[i]])
         return (x[following[i]] - x[i]) * (above - y[i])
+
+    # The same products of differences as ``hypervolume_contributions`` makes for points of
+    # one front (a duplicate's width or height is 0), bit for bit.
+    rows = jnp.arange(p)
+    contributions = jnp.where(ranked, contribution(rows, previous, following), 0)
+    scores = _protected_scores(f, finite, inside, ranked, contributions, reference)
+    protected = scores == jnp.inf
 
     def drop(_, carry):
         members, scores, previous, following = carry
@@ -606,6 +621,13 @@ def _protected_contributions(f: Array, members: Array, reference: Array) -> Arra
     of the points inside."""
     finite, inside, ranked, nadir = _ranked_points(f, members, reference)
     contributions = hv.hypervolume_contributions(f, nadir, ranked)
+    return _protected_scores(f, finite, inside, ranked, contributions, reference)
+
+
+def _protected_scores(
+    f: Array, finite: Array, inside: Array, ranked: Array, contributions: Array, reference: Array
+) -> Array:
+    """``_protected_contributions``'s scores from the contributions of the ranked points."""
     # One point per objective: copies of an extreme point must not all be protected, or an
     # extreme whose offspring copy it (σ below the float resolution) fills the population.
     first = jnp.argmin(jnp.where(ranked[:, None], f, jnp.inf), axis=0)

@@ -40,8 +40,9 @@ from cmajax.multiobjective_base import MultiobjectiveStrategy
 Array = jax.Array
 
 METHODS = ("como-cma-es", "mo-cma-es")
-# Generations per compiled chunk: the progress bar and the callback see this often.
-CHUNK = 20
+# Generations per compiled chunk: the progress bar and the callback see this often (as
+# ``minimize``'s default); each chunk costs the host about 0.3 ms, 1% of 100 generations.
+CHUNK = 100
 
 
 @dataclasses.dataclass

@@ -21,6 +21,7 @@ from cmajax.hypervolume import (
     hypervolume,
     hypervolume_contributions,
     nondominated_ranks,
+    ranks_until,
     uncrowded_hypervolume_improvement,
 )
 
@@ -177,6 +178,30 @@ def test_ranks(seed, m):
             expected[finite] = _nsga2_ranks(rows[finite])
         expected[~finite] = expected.max(initial=-1) + 1
         np.testing.assert_array_equal(ranks[k, where], expected, err_msg=f"front {k}")
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_ranks_until_stops_at_the_front_that_reaches_enough(seed, m):
+    """``ranks_until`` (``select``'s ranks) ranks whole fronts, as ``nondominated_ranks`` does,
+    up to the first one at which ``enough`` rows are ranked, and leaves the other finite rows
+    at p and the non-finite ones at p + 1; with every front needed it equals the full ranks."""
+    buffers, valid, _ = _cases(m, seed)
+    full = np.asarray(BATCH_RANKS(jnp.asarray(buffers), jnp.asarray(valid)))
+    until = jax.jit(jax.vmap(ranks_until, in_axes=(0, 0, None)))
+    finite = valid & np.all(np.isfinite(buffers), axis=2)
+    for enough in (1, 5, 17, ROWS):
+        ranks = np.asarray(until(jnp.asarray(buffers), jnp.asarray(valid), enough))
+        for k in range(len(buffers)):
+            counts = np.cumsum(np.bincount(full[k][finite[k]], minlength=ROWS + 1))
+            needed = np.searchsorted(counts, min(enough, finite[k].sum()))  # last front needed
+            ranked = finite[k] & (full[k] <= needed)
+            np.testing.assert_array_equal(ranks[k][ranked], full[k][ranked])
+            assert np.all(ranks[k][finite[k] & ~ranked] == ROWS)
+            assert np.all(ranks[k][~valid[k]] == ROWS)
+            if (finite[k] & ~ranked).any():
+                assert np.all(ranks[k][valid[k] & ~finite[k]] == ROWS + 1)
+            else:
+                np.testing.assert_array_equal(ranks[k], full[k])
 
 
 def test_hand_made_cases(dtype):

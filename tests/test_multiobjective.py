@@ -204,6 +204,35 @@ def test_select_keeps_fronts_then_largest_contributions():
     assert boxed.tolist() == [True, True, True, True, False, False, False]
 
 
+def test_select_drops_the_least_hypervolume_contributor(seed):
+    """In 2-D, ``select`` scores the critical front from its staircase, without the sort of
+    ``hypervolume_contributions``: on one front (with duplicates or ties in some trials),
+    keeping all but k drops the k points that dropping the least protected contributor,
+    recomputed by the latter after each drop, drops (ties to the lowest row, both ways)."""
+    from cmajax.mo_cma_es import _protected_contributions
+
+    rng = np.random.default_rng([seed, 17])
+    p = 16
+    select = jax.jit(select_points)
+    scores_of = jax.jit(_protected_contributions)
+    no_reference = jnp.full(2, jnp.inf)
+    for trial in range(12):
+        a = np.sort(rng.random(p))
+        f = np.stack([a, (1 - a) ** rng.uniform(0.5, 2)], 1)
+        if trial % 3 == 1:
+            f[rng.random(p) < 0.2] = f[rng.integers(p)]  # duplicates
+        if trial % 3 == 2:
+            f = np.round(f * 32) / 32  # ties
+        f = jnp.asarray(rng.permutation(f), jnp.float32)
+        members = np.array(hv.nondominated_ranks(f) == 0)
+        f = jnp.where(members[:, None], f, jnp.inf)  # one front; dominated rows failed
+        count = int(members.sum())
+        for k in range(1, count - 2):
+            scores = np.asarray(scores_of(f, jnp.asarray(members), no_reference))
+            members[np.argmin(np.where(members, scores, np.inf))] = False
+            np.testing.assert_array_equal(select(f, count - k), members, err_msg=f"{trial}, {k}")
+
+
 @pytest.mark.parametrize("name", ["como", "mo"])
 def test_vmap_over_runs_equals_single_runs(generations, name):
     """Three runs vmapped in one program give each run's own states (float64, 1e-9)."""
