@@ -375,7 +375,10 @@ def mo_cma_es(
             both = jnp.concatenate([parents, children])
             return both[order]
 
-        merged = jnp.argsort(~selected, stable=True)[:mu]  # the selected rows first
+        # The selected rows first, each group in row order (a stable argsort of ~selected).
+        place = jnp.where(selected, jnp.cumsum(selected), jnp.sum(selected) + jnp.cumsum(~selected))
+        rows = jnp.arange(2 * mu, dtype=jnp.int32)
+        merged = jnp.zeros(2 * mu, jnp.int32).at[place - 1].set(rows)[:mu]
         order = jnp.where(first, jnp.arange(mu, 2 * mu), merged)
         kept_x = jnp.concatenate([state.kept_x, state.pending_x])[merged]
         kept_f = jnp.where(
@@ -557,7 +560,7 @@ def _drop_least_contributors_2d(
     p = f.shape[0]
     finite, inside, ranked, nadir = _ranked_points(f, members, reference)
     # The staircase as a doubly linked list over row indices; -1 and p close it.
-    order = jnp.lexsort((-f[:, 1], jnp.where(ranked, f[:, 0], jnp.inf)))
+    order = hv.sort_order(jnp.where(ranked, f[:, 0], jnp.inf), jnp.where(ranked, -f[:, 1], 0))
     position = jnp.zeros(p, jnp.int32).at[order].set(jnp.arange(p, dtype=jnp.int32))
     count = jnp.sum(ranked)
     previous = jnp.where(position > 0, order[jnp.maximum(position - 1, 0)], -1)

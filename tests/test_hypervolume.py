@@ -22,6 +22,7 @@ from cmajax.hypervolume import (
     hypervolume_contributions,
     nondominated_ranks,
     ranks_until,
+    sort_order,
     uncrowded_hypervolume_improvement,
 )
 
@@ -202,6 +203,18 @@ def test_ranks_until_stops_at_the_front_that_reaches_enough(seed, m):
                 assert np.all(ranks[k][valid[k] & ~finite[k]] == ROWS + 1)
             else:
                 np.testing.assert_array_equal(ranks[k], full[k])
+
+
+@pytest.mark.parametrize("p", [1, 7, 200, 600])
+def test_sort_order_is_the_stable_lexicographic_argsort(p):
+    """``sort_order`` (counted comparisons up to COUNTED_SORT_ROWS rows, a sort above) equals
+    ``jnp.lexsort`` with the keys reversed, ties (many, on a coarse grid) by row index."""
+    rng = np.random.default_rng(p)
+    keys = [jnp.asarray(np.round(rng.normal(size=p) * 3) / 3, jnp.float32) for _ in range(2)]
+    keys[0] = keys[0].at[::5].set(jnp.inf)
+    for used in (keys[:1], keys):
+        expected = np.lexsort([np.asarray(k) for k in used[::-1]])
+        np.testing.assert_array_equal(jax.jit(sort_order)(*used), expected)
 
 
 def test_hand_made_cases(dtype):
