@@ -154,13 +154,21 @@ class MOState:
 
     @property
     def candidates(self) -> tuple[Array, Array, Array]:
-        """``(x, f, valid)``: the points the returned front is chosen from: the kept front of
-        earlier restarts, the parents waiting to join it, and the parents (μ rows each)."""
+        """``(x, f, valid)``: the points the returned front is chosen from, 2μ rows: the kept
+        front of earlier restarts and the parents; in the generation after a restart, when
+        the new parents have no values yet, the previous parents that wait to join the kept
+        front instead of them."""
         kept = jnp.all(jnp.isfinite(self.kept_f), axis=-1)
         pending = jnp.all(jnp.isfinite(self.pending_f), axis=-1)
-        x = jnp.concatenate([self.kept_x, self.pending_x, self.x], axis=-2)
-        f = jnp.concatenate([self.kept_f, self.pending_f, self.f], axis=-2)
-        return x, f, jnp.concatenate([kept, pending, self.members], axis=-1)
+        waiting = jnp.any(pending, axis=-1, keepdims=True)
+        x = jnp.where(waiting[..., None], self.pending_x, self.x)
+        f = jnp.where(waiting[..., None], self.pending_f, self.f)
+        valid = jnp.where(waiting, pending, self.members)
+        return (
+            jnp.concatenate([self.kept_x, x], axis=-2),
+            jnp.concatenate([self.kept_f, f], axis=-2),
+            jnp.concatenate([kept, valid], axis=-1),
+        )
 
     @property
     def stopped(self) -> Array:

@@ -88,8 +88,9 @@ class BatchedMultiobjectiveResult:
 
     Attributes:
       x: (R, p, n) the points each run holds at the end (``front_mask`` marks its Pareto set;
-        for MO-CMA-ES p = 3μ: the front kept from earlier restarts, the parents waiting to
-        join it, then the parents; ``MOState.candidates``).
+        for MO-CMA-ES p = 2μ: the front kept from earlier restarts, then the parents, or
+        right after a restart the parents waiting to join the kept front;
+        ``MOState.candidates``).
       fun: (R, p, m) their objective values (+inf for empty slots).
       front_mask: (R, p) which points are non-dominated members of their run's front.
       nfev: (R,) evaluations per run.
@@ -200,10 +201,7 @@ def _front(state: Any) -> tuple[Array, Array]:
     """The hypervolume of the state's non-dominated candidates (``state.candidates``: the
     incumbents, or the parents and the front kept from earlier restarts) and their number."""
     _, f, valid = state.candidates
-    finite = valid & jnp.all(jnp.isfinite(f), axis=1)
-    beaten = jnp.any(hv.dominates(f[None, :, :], f[:, None, :]) & finite[None, :], axis=1)
-    front = finite & ~beaten
-    return hv.hypervolume(f, state.reference_point, front), jnp.sum(front)
+    return hv.front_summary(f, state.reference_point, valid)
 
 
 def _chunk_program(strategy: MultiobjectiveStrategy, evaluate: Callable, generations: int):

@@ -18,6 +18,7 @@ from moarchiving import get_mo_archive
 
 from cmajax.hypervolume import (
     dominates,
+    front_summary,
     hypervolume,
     hypervolume_contributions,
     nondominated_ranks,
@@ -150,6 +151,29 @@ def test_float32_matches_exact_reference(seed, m):
     assert volumes.dtype == contributions.dtype == jnp.float32
     _assert_relative(volumes, volumes_64, 1e-5)
     _assert_relative(contributions, contributions_64, 1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m", [2, 3])
+def test_front_summary_is_the_hypervolume_and_the_front_size(seed, m, dtype):
+    """``front_summary`` (the drivers' per-generation record): the hypervolume to relative
+    1e-12 of moarchiving's exact value in float64 (1e-5 in float32), and exactly the number of
+    finite rows that no finite row dominates (NumPy), duplicates counted each; invalid rows
+    that would dominate everything are ignored."""
+    buffers, valid, fronts = _cases(m, seed)
+    expected, _ = _reference(m, seed)
+    with jax.enable_x64(dtype == "float64"):
+        args = (jnp.asarray(buffers, dtype), jnp.ones(m, dtype), jnp.asarray(valid))
+        volumes, counts = jax.jit(jax.vmap(front_summary, in_axes=(0, None, 0)))(*args)
+        assert volumes.dtype == dtype and counts.dtype == jnp.int32
+        _assert_relative(volumes, expected, 1e-12 if dtype == "float64" else 1e-5)
+    # The point of least f₁ is beyond the box in f₂: it adds nothing (and takes nothing).
+    beyond = front_summary(jnp.array([[0.1, 1.2], [0.5, 0.5], [1.5, 0.1]]), jnp.ones(2))
+    assert float(beyond[0]) == pytest.approx(0.25) and int(beyond[1]) == 3
+    for k, (rows, _) in enumerate(fronts):
+        finite = rows[np.all(np.isfinite(rows), axis=1)]
+        beaten = [any(np.all(b <= a) and np.any(b < a) for b in finite) for a in finite]
+        assert counts[k] == len(finite) - sum(beaten), k
 
 
 def _nsga2_ranks(rows):
