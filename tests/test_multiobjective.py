@@ -340,8 +340,8 @@ def test_mo_cma_es_stops_when_every_parent_has_converged():
 
 def test_mo_cma_es_restarts_keep_the_front_and_start_again():
     """When the front stops moving (here at every stagnation check: any tolerance above the
-    largest relative growth), the parents wait in ``pending``, μ₀ new ones start at x0 with
-    σ0 and C = I, the next generation merges the waiting parents into the kept front, and the
+    largest relative growth), the parents wait in ``pending``, 2μ₀ new ones start at x0 with
+    σ0 and C = I (twice the parents of the first start: ``double_on_restart``), the next generation merges the waiting parents into the kept front, and the
     front a run reports (``candidates``) keeps every point it had; ``tolx`` and explicit
     restarts together are refused."""
     es = cmajax.mo_cma_es(
@@ -364,7 +364,7 @@ def test_mo_cma_es_restarts_keep_the_front_and_start_again():
         state = step(state, jax.random.key(g))
     assert int(state.restarts) == 0
     state = step(state, jax.random.key(2))  # a growth generation: 6 parents, then a restart
-    assert int(state.restarts) == 1 and int(state.active) == 3
+    assert int(state.restarts) == 1 and int(state.active) == 6  # 2μ₀ (double_on_restart)
     np.testing.assert_array_equal(np.asarray(state.x), np.broadcast_to(x0, (6, N)))
     np.testing.assert_array_equal(np.asarray(state.sigma), 0.5)
     np.testing.assert_array_equal(np.asarray(state.A), np.broadcast_to(np.eye(N), (6, N, N)))
@@ -377,7 +377,7 @@ def test_mo_cma_es_restarts_keep_the_front_and_start_again():
     assert not np.isfinite(np.asarray(state.pending_f)).any()
     assert sorted(map(tuple, kept[np.isfinite(kept).all(1)])) == sorted(map(tuple, waiting))
     assert reported(state) >= before
-    assert np.isfinite(np.asarray(state.f)[:3]).all()  # the new parents: their offspring
+    assert np.isfinite(np.asarray(state.f)[:6]).all()  # the new parents: their offspring
     for g in range(4, 12):
         state = step(state, jax.random.key(g))
         assert reported(state) >= before
@@ -387,6 +387,30 @@ def test_mo_cma_es_restarts_keep_the_front_and_start_again():
         cmajax.mo_cma_es(0.5, tolx=1e-3, restarts=True)
     with pytest.raises(ValueError, match="stagnation_tolerance"):
         cmajax.mo_cma_es(0.5, stagnation_tolerance=0.0)
+
+
+def test_double_on_restart_doubles_the_new_parents_up_to_mu():
+    """With ``double_on_restart`` the starts have μ₀, 2μ₀, 4μ₀, ... parents, at most μ (here
+    2, 4, 8, 8 with a restart at every stagnation check); without restarts it is refused."""
+    es = cmajax.mo_cma_es(
+        0.5,
+        population_size=8,
+        initial_population=2,
+        growth_interval=3,
+        reference_point=REF,
+        stagnation_tolerance=1e9,
+        double_on_restart=True,
+    )
+    step = jax.jit(lambda s, k: es.tell(s, es.ask(k, s), jax.vmap(bi_sphere)(es.ask(k, s))))
+    state = es.init(jnp.full(N, 0.5))
+    starts = {0: int(state.active)}
+    for g in range(12):
+        state = step(state, jax.random.key(g))
+        starts.setdefault(int(state.restarts), int(state.active))
+    assert len(starts) >= 4 and [starts[r] for r in range(4)] == [2, 4, 8, 8], starts
+    assert set(list(starts.values())[3:]) == {8}, starts
+    with pytest.raises(ValueError, match="double_on_restart"):
+        cmajax.mo_cma_es(0.5, restarts=False, double_on_restart=True)
 
 
 @pytest.mark.statistical
