@@ -37,8 +37,10 @@ Rastrigin's functions) the parents settle on a local front and nothing that star
 it survives against it. So, as IPOP-CMA-ES restarts a single-objective run that has stopped
 (Auger & Hansen, CEC 2005), the run restarts when its front stops moving: at the end of each
 growth interval it compares the parents' hypervolume with the one a third of the interval
-earlier, and if it grew by less than ``stagnation_tolerance`` (relative), μ₀ new parents
-start again from ``x0`` with σ0, selected among themselves from then on, and the old parents
+earlier, and if it grew by less than ``stagnation_tolerance`` (relative), new parents start
+again from ``x0`` with σ0, twice as many as at the previous start (2μ₀, 4μ₀, ... up to μ, as
+IPOP-CMA-ES doubles its population; ``double_on_restart``), selected among themselves from
+then on, and the old parents
 join a kept front: the new parents' first generation needs no selection (every offspring of
 a parent at +inf survives), so its ``select`` call keeps the μ best of the kept front and the
 old parents instead. The front a run returns is the non-dominated set of the kept front and the

@@ -338,21 +338,24 @@ def test_mo_cma_es_stops_when_every_parent_has_converged():
         cmajax.mo_cma_es(0.5, tolx=-1.0)
 
 
+def restarting_at_every_check(**options):
+    """An MO-CMA-ES on the bi-sphere whose front counts as stopped at every stagnation check
+    (any tolerance above the largest relative growth), and its jitted generation."""
+    es = cmajax.mo_cma_es(
+        0.5, growth_interval=3, reference_point=REF, stagnation_tolerance=1e9, **options
+    )
+    step = jax.jit(lambda s, k: es.tell(s, es.ask(k, s), jax.vmap(bi_sphere)(es.ask(k, s))))
+    return es, step
+
+
 def test_mo_cma_es_restarts_keep_the_front_and_start_again():
     """When the front stops moving (here at every stagnation check: any tolerance above the
     largest relative growth), the parents wait in ``pending``, 2μ₀ new ones start at x0 with
-    σ0 and C = I (twice the parents of the first start: ``double_on_restart``), the next generation merges the waiting parents into the kept front, and the
-    front a run reports (``candidates``) keeps every point it had; ``tolx`` and explicit
-    restarts together are refused."""
-    es = cmajax.mo_cma_es(
-        0.5,
-        population_size=6,
-        initial_population=3,
-        growth_interval=3,
-        reference_point=REF,
-        stagnation_tolerance=1e9,
-    )
-    step = jax.jit(lambda s, k: es.tell(s, es.ask(k, s), jax.vmap(bi_sphere)(es.ask(k, s))))
+    σ0 and C = I (twice the parents of the first start: ``double_on_restart``), the next
+    generation merges the waiting parents into the kept front, and the front a run reports
+    (``candidates``) keeps every point it had; ``tolx`` and explicit restarts together are
+    refused."""
+    es, step = restarting_at_every_check(population_size=6, initial_population=3)
     x0 = jnp.full(N, 0.5)
     state = es.init(x0)
 
@@ -392,16 +395,9 @@ def test_mo_cma_es_restarts_keep_the_front_and_start_again():
 def test_double_on_restart_doubles_the_new_parents_up_to_mu():
     """With ``double_on_restart`` the starts have μ₀, 2μ₀, 4μ₀, ... parents, at most μ (here
     2, 4, 8, 8 with a restart at every stagnation check); without restarts it is refused."""
-    es = cmajax.mo_cma_es(
-        0.5,
-        population_size=8,
-        initial_population=2,
-        growth_interval=3,
-        reference_point=REF,
-        stagnation_tolerance=1e9,
-        double_on_restart=True,
+    es, step = restarting_at_every_check(
+        population_size=8, initial_population=2, double_on_restart=True
     )
-    step = jax.jit(lambda s, k: es.tell(s, es.ask(k, s), jax.vmap(bi_sphere)(es.ask(k, s))))
     state = es.init(jnp.full(N, 0.5))
     starts = {0: int(state.active)}
     for g in range(12):
