@@ -355,11 +355,12 @@ def front_summary(f: Array, ref: Array, valid: Array | None = None) -> tuple[Arr
     least = jax.lax.cummin(y)
     earlier = jnp.where(start > 0, least[jnp.maximum(start - 1, 0)], jnp.inf)
     front = jnp.isfinite(x) & (earlier > y) & (y[start] == y)
-    # Σ (x_{i+1} − x_i)·(ref_y − least y so far), as ``_staircases``; x clipped to the box.
+    # The staircase sum over the same order: points off the box onto its edge, so that x
+    # stays sorted (a point at x ≥ ref_x or y ≥ ref_y adds nothing there).
     inside = jnp.isfinite(x) & (x < ref[0]) & (y < ref[1])
-    width = jnp.diff(jnp.minimum(x, ref[0]), append=ref[0])
-    height = ref[1] - jax.lax.cummin(jnp.where(inside, y, ref[1]))
-    return jnp.sum(width * height), jnp.sum(front, dtype=jnp.int32)
+    on_box = (jnp.minimum(x, ref[0]), jnp.where(inside, y, ref[1]))
+    volume = _staircases(*on_box, jnp.ones((1, p), bool), ref, exclusive=False)[0]
+    return volume, jnp.sum(front, dtype=jnp.int32)
 
 
 def hypervolume_contributions(f: Array, ref: Array, valid: Array | None = None) -> Array:

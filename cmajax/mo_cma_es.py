@@ -458,7 +458,7 @@ def _restart_when_stagnant(
     interval: int,
     mu0: int,
     tolerance: float,
-    double: bool = False,
+    double: bool,
 ) -> MOState:
     """``state`` after selection, restarted if its front has stopped moving (module
     docstring): the hypervolume is marked a third of a growth interval before each growth
@@ -484,7 +484,7 @@ def _restart_when_stagnant(
     return jax.tree.map(lambda a, b: jnp.where(stagnant, a, b), restarted, state)
 
 
-def _restart(state: MOState, mu0: int, double: bool = False) -> MOState:
+def _restart(state: MOState, mu0: int, double: bool) -> MOState:
     """The parents wait in ``pending`` to be merged into the kept front by the next
     generation's selection; μ₀ new parents start from ``start`` with ``sigma_start``, C = I,
     as at ``init``; with ``double``, μ₀·2^(restarts so far + 1) of them, at most μ."""
