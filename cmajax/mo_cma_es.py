@@ -228,11 +228,11 @@ def mo_cma_es(
         budget). A stopped state is returned unchanged by ``tell``.
       restarts: restart when the front stops moving (module docstring): at the end of a
         growth interval whose last third grew the parents' hypervolume by less than
-        ``stagnation_tolerance`` (relative), the parents join the kept front and μ₀ new ones
-        start from ``x0``. A front with no point inside the reference box never counts as
-        stopped. ``False``: one population for the whole run. Default: on, unless ``tolx``
-        is given (a run with ``tolx`` ends at its first converged front; asking for both is
-        an error).
+        ``stagnation_tolerance`` (relative), the parents join the kept front and new ones
+        start from ``x0`` (μ₀, or more with ``double_on_restart``). A front with no point
+        inside the reference box never counts as stopped. ``False``: one population for
+        the whole run. Default: on, unless ``tolx`` is given (a run with ``tolx`` ends at its
+        first converged front; asking for both is an error).
       stagnation_tolerance: that relative growth, > 0; default 1e-3.
       double_on_restart: each restart starts twice as many parents as the previous start
         (2μ₀, 4μ₀, ... up to μ), as IPOP-CMA-ES doubles its population at each restart
@@ -296,7 +296,8 @@ def mo_cma_es(
         )
     if double_on_restart and not restarts:
         raise ValueError(
-            "double_on_restart=True needs restarts (they are off with restarts=False or tolx)."
+            "double_on_restart=True needs restarts, which restarts=False or tolx switch off: "
+            "drop one of them, or pass double_on_restart=False."
         )
     if not (
         isinstance(stagnation_tolerance, int | float | np.floating)

@@ -407,6 +407,8 @@ def test_double_on_restart_doubles_the_new_parents_up_to_mu():
     assert set(list(starts.values())[3:]) == {8}, starts
     with pytest.raises(ValueError, match="double_on_restart"):
         cmajax.mo_cma_es(0.5, restarts=False, double_on_restart=True)
+    with pytest.raises(TypeError, match="double_on_restart"):
+        cmajax.mo_cma_es(0.5, double_on_restart=1)
 
 
 @pytest.mark.statistical
