@@ -98,12 +98,13 @@ def run_jit():
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """Start the multi-device workers of tests/test_mesh.py as soon as one of their tests is
-    selected, so that they run alongside the rest of the suite (``mesh_worker.start``)."""
+    selected, so that they run alongside the rest of the suite (``mesh_worker.start``; once
+    per session, however many xdist workers collect)."""
     import mesh_worker
 
     for item in items:
         for mode in ("simulated", "distributed"):
             if f"{mode}_run" in getattr(item, "fixturenames", ()):
-                mesh_worker.start(mode)
+                mesh_worker.start(mode, mesh_worker.session_folder(config))

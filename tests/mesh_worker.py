@@ -7,9 +7,9 @@ subprocesses, and hand their numbers back as an ``.npz`` file:
     python tests/mesh_worker.py simulated OUT.npz
     python tests/mesh_worker.py distributed PROCESS_ID PORT OUT.npz   (two processes)
 
-The test session starts them as soon as it has collected a test that needs them (``start``,
-called from conftest.py), so they run alongside the rest of the suite on CI's second core;
-the tests wait for their numbers with ``result``.
+The test session starts them once, as soon as it has collected a test that needs them
+(``start``, called from conftest.py with the session's folder, ``session_folder``), so they
+run alongside the rest of the suite; the tests wait for their numbers with ``result``.
 """
 
 from __future__ import annotations
@@ -17,26 +17,46 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+import traceback
 import warnings
 
 import numpy as np
+import pytest
 
-# mode -> (processes, the .npz they write, their log)
-_running: dict[str, tuple[list[subprocess.Popen], str, str]] = {}
 TIMEOUT_SECONDS = 600
+_FOLDER = pytest.StashKey[str]()
 
 
-def start(mode: str) -> None:
-    """Start the ``simulated`` or ``distributed`` worker(s) unless they run already."""
-    if mode in _running:
+def session_folder(config: pytest.Config) -> str:
+    """The folder of this test session's workers: the same in every pytest-xdist worker
+    (named after their common run id), else a new one for this process."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return os.path.join(tempfile.gettempdir(), f"cmajax-mesh-{workerinput['testrunuid']}")
+    if _FOLDER not in config.stash:
+        config.stash[_FOLDER] = tempfile.mkdtemp(prefix="cmajax-mesh-")
+    return config.stash[_FOLDER]
+
+
+def start(mode: str, folder: str) -> None:
+    """Start the ``simulated`` or ``distributed`` worker(s), writing into ``folder``, unless
+    this or another process of the test session started them already.
+
+    Every pytest-xdist worker collects the whole suite, so each would start its own; the
+    folder (one per session) is claimed with an atomic ``mkdir``, and only the process that
+    makes it starts them. They run at the suite's own priority: at a lower one they got no
+    cycles while both workers ran, and the test that needs them waited minutes.
+    """
+    try:
+        os.makedirs(os.path.join(folder, mode))
+    except FileExistsError:
         return
-    folder = tempfile.mkdtemp(prefix="cmajax-mesh-")
-    out, log_path = os.path.join(folder, f"{mode}.npz"), os.path.join(folder, f"{mode}.log")
+    out, log_path = _paths(folder, mode)
     log = open(log_path, "w")  # noqa: SIM115 - the processes write to it until they end
     script = os.path.abspath(__file__)
     if mode == "simulated":
@@ -44,29 +64,41 @@ def start(mode: str) -> None:
     else:
         port = str(_free_port())
         commands = [[sys.executable, script, "distributed", str(i), port, out] for i in (0, 1)]
-    # At the lowest priority: they use the cycles the suite leaves idle (much of it compiles
-    # on one core) instead of slowing it down. `nice` the command, not a preexec_fn, which
-    # would run Python in a fork of this multithreaded (JAX) process.
-    nice = ["nice", "-n", "19"] if shutil.which("nice") else []
-    processes = [subprocess.Popen(nice + c, stdout=log, stderr=subprocess.STDOUT) for c in commands]
-    _running[mode] = (processes, out, log_path)
+    for command in commands:
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
-def result(mode: str) -> dict[str, np.ndarray]:
+def _paths(folder: str, mode: str) -> tuple[str, str]:
+    """The .npz the ``mode`` worker(s) write and their log."""
+    return os.path.join(folder, mode, "out.npz"), os.path.join(folder, mode, "log.txt")
+
+
+def _statuses(out: str) -> list[str]:
+    """The exit statuses the finished worker processes wrote next to ``out``."""
+    folder = os.path.dirname(out)
+    names = sorted(n for n in os.listdir(folder) if n.startswith("status") and "." not in n)
+    statuses = []
+    for name in names:
+        with open(os.path.join(folder, name)) as status:
+            statuses.append(status.read().strip())
+    return statuses
+
+
+def result(mode: str, folder: str) -> dict[str, np.ndarray]:
     """The numbers the ``mode`` worker(s) wrote; an ``AssertionError`` with their log if they
-    failed or ran past ``TIMEOUT_SECONDS``."""
-    start(mode)
-    processes, out, log_path = _running[mode]
-    try:
-        codes = [p.wait(TIMEOUT_SECONDS) for p in processes]
-    except subprocess.TimeoutExpired:
-        for p in processes:
-            p.kill()
-        codes = ["timed out"]
-    if any(code != 0 for code in codes) or not os.path.exists(out):
+    failed or did not finish within ``TIMEOUT_SECONDS``."""
+    start(mode, folder)
+    out, log_path = _paths(folder, mode)
+    expected = 1 if mode == "simulated" else 2
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while len(statuses := _statuses(out)) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if len(statuses) < expected:
+        statuses.append("timed out")
+    if any(code != "0" for code in statuses) or not os.path.exists(out):
         with open(log_path) as log:
             tail = log.read()[-4000:]
-        raise AssertionError(f"the {mode} worker failed ({codes}):\n{tail}")
+        raise AssertionError(f"the {mode} worker failed ({statuses}):\n{tail}")
     with np.load(out) as numbers:
         return dict(numbers)
 
@@ -300,12 +332,27 @@ def distributed(process_id: int, port: int, out: str) -> None:
     jax.distributed.shutdown()
 
 
-if __name__ == "__main__":
-    mode = sys.argv[1]
+def _main(argv: list[str]) -> None:
+    mode = argv[0]
     count = DEVICES if mode == "simulated" else DEVICES // 2
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count}"
     os.environ["JAX_PLATFORMS"] = "cpu"
     if mode == "simulated":
-        simulated(sys.argv[2])
+        simulated(argv[1])
     else:
-        distributed(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        distributed(int(argv[1]), int(argv[2]), argv[3])
+
+
+if __name__ == "__main__":
+    # The exit status goes into a file: the process that waits for it may not be the parent.
+    process = sys.argv[2] if sys.argv[1] == "distributed" else "0"
+    try:
+        _main(sys.argv[1:])
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    status = os.path.join(os.path.dirname(sys.argv[-1]), f"status{process}")
+    with open(status + ".tmp", "w") as file:
+        file.write(str(code))
+    os.replace(status + ".tmp", status)  # whole, or not there at all

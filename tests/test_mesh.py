@@ -16,13 +16,13 @@ RTOL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def simulated_run():
-    return mesh_worker.result("simulated")
+def simulated_run(pytestconfig):
+    return mesh_worker.result("simulated", mesh_worker.session_folder(pytestconfig))
 
 
 @pytest.fixture(scope="module")
-def distributed_run():
-    return mesh_worker.result("distributed")
+def distributed_run(pytestconfig):
+    return mesh_worker.result("distributed", mesh_worker.session_folder(pytestconfig))
 
 
 def test_batched_restarts_on_8_devices_equals_one_device(simulated_run):
