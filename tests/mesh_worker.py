@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 TIMEOUT_SECONDS = 600
+PROCESSES = {"simulated": 1, "distributed": 2}
 _FOLDER = pytest.StashKey[str]()
 
 
@@ -63,7 +64,10 @@ def start(mode: str, folder: str) -> None:
         commands = [[sys.executable, script, "simulated", out]]
     else:
         port = str(_free_port())
-        commands = [[sys.executable, script, "distributed", str(i), port, out] for i in (0, 1)]
+        commands = [
+            [sys.executable, script, "distributed", str(i), port, out]
+            for i in range(PROCESSES[mode])
+        ]
     for command in commands:
         subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
@@ -89,7 +93,7 @@ def result(mode: str, folder: str) -> dict[str, np.ndarray]:
     failed or did not finish within ``TIMEOUT_SECONDS``."""
     start(mode, folder)
     out, log_path = _paths(folder, mode)
-    expected = 1 if mode == "simulated" else 2
+    expected = PROCESSES[mode]
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while len(statuses := _statuses(out)) < expected and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -309,7 +313,7 @@ def distributed(process_id: int, port: int, out: str) -> None:
     jax.config.update("jax_enable_x64", True)
     jax.distributed.initialize(
         coordinator_address=f"127.0.0.1:{port}",
-        num_processes=2,
+        num_processes=PROCESSES["distributed"],
         process_id=process_id,
         local_device_ids=list(range(DEVICES // 2)),
     )
