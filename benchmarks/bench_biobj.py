@@ -34,8 +34,9 @@ recorded):
   μ = λ = 10 and μ = λ = 100, the initial parents evaluated first as in DEAP's example;
 - pymoo 0.6.2 NSGA-II, population 100, its default operators with bounds [-5, 5]^n (COCO's
   region of interest), the initial population given as the uniform starts, ask/tell;
-- cmajax ``minimize_multiobjective`` with ``method="como-cma-es"`` and ``"mo-cma-es"`` and
-  their default options, one start point, reference point = the nadir (as comocma's), the
+- cmajax ``minimize_multiobjective`` with ``method="como-cma-es"``, ``"mo-cma-es"`` and
+  ``"mo-then-como"`` (MO-CMA-ES on half the budget, then COMO-CMA-ES on the rest, one front)
+  and their default options, one start point, reference point = the nadir (as comocma's), the
   objective called on the host with a (λ, n) array (``host_function=True,
   vectorized=True``).
 
@@ -296,6 +297,14 @@ METHODS: dict[str, Method] = {
     ),
     "cmajax-mo": Method(
         "MO-CMA-ES, cmajax", run_cmajax, {"method": "mo-cma-es"}, 1, 4, needs_cmajax_mo=True
+    ),
+    "cmajax-mo-then-como": Method(
+        "MO-CMA-ES then COMO-CMA-ES, cmajax",
+        run_cmajax,
+        {"method": "mo-then-como"},
+        1,
+        4,
+        needs_cmajax_mo=True,
     ),
 }
 

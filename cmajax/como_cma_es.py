@@ -70,8 +70,10 @@ class COMOState:
 
     Attributes:
       kernels: a ``CMAState`` with a leading axis of ``max_kernels`` slots.
-      incumbent_f: (slots, 2) objective values of each kernel's incumbent (its mean), +inf
-        before its first evaluation.
+      incumbent_x: (slots, n) each kernel's incumbent as last evaluated: its mean in the last
+        generation it ran (the mean has moved on since, by that generation's update).
+      incumbent_f: (slots, 2) the incumbents' objective values, +inf before a kernel's first
+        evaluation.
       status: (slots,) int32: 0 unused slot, 1 running kernel, 2 stopped kernel.
       reference_point: (2,) the reference point of the uncrowded hypervolume improvement.
       reference_set: whether ``reference_point`` is known yet (else the first generation sets
@@ -83,6 +85,7 @@ class COMOState:
     """
 
     kernels: CMAState
+    incumbent_x: Array
     incumbent_f: Array
     status: Array
     reference_point: Array
@@ -94,8 +97,8 @@ class COMOState:
 
     @property
     def x(self) -> Array:
-        """(slots, n) the kernels' incumbents, flat."""
-        return self.kernels.mean
+        """(slots, n) the kernels' incumbents, flat: the points whose values are ``f``."""
+        return self.incumbent_x
 
     @property
     def f(self) -> Array:
@@ -211,6 +214,7 @@ def como_cma_es(
         )
         return COMOState(
             kernels=kernels,
+            incumbent_x=kernels.mean,
             incumbent_f=jnp.full((slots, 2), jnp.inf, dtype),
             status=jnp.where(jnp.arange(slots) < n_kernels, RUNNING, UNUSED).astype(jnp.int32),
             reference_point=reference,
@@ -244,6 +248,7 @@ def como_cma_es(
         x = state.layout.ravel_population(population, total).astype(state.kernels.mean.dtype)
         running = state.status == RUNNING
         counted = evaluated(state)
+        incumbent_x = jnp.where(running[:, None], x[:slots], state.incumbent_x)
         incumbent_f = jnp.where(running[:, None], values[:slots], state.incumbent_f)
         reference = jnp.where(
             state.reference_set,
@@ -267,6 +272,7 @@ def como_cma_es(
         status = jnp.where(now_stopped, STOPPED, state.status)
         new = state.replace(
             kernels=kernels,
+            incumbent_x=incumbent_x,
             incumbent_f=incumbent_f,
             status=status,
             reference_point=reference,

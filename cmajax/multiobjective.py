@@ -28,6 +28,7 @@ import numpy as np
 from cmajax import compilation, threefry
 from cmajax import hypervolume as hv
 from cmajax import lifted as lifted_objective
+from cmajax import multiobjective_sequence as sequence
 from cmajax.base import PyTree, check_finite_x0, check_sigma0, layout_of
 from cmajax.checkpoint import option_repr
 from cmajax.como_cma_es import como_cma_es
@@ -39,7 +40,7 @@ from cmajax.multiobjective_base import MultiobjectiveStrategy
 
 Array = jax.Array
 
-METHODS = ("como-cma-es", "mo-cma-es")
+METHODS = ("como-cma-es", "mo-cma-es", sequence.METHOD)
 # Generations per compiled chunk: the progress bar and the callback see this often (as
 # ``minimize``'s default); each chunk costs the host about 0.3 ms, 1% of 100 generations.
 CHUNK = 100
@@ -129,6 +130,11 @@ def _strategy(
     if method == "mo-cma-es":
         return mo_cma_es(
             sigma0, n_objectives=n_objectives, reference_point=reference_point, **options
+        )
+    if method == sequence.METHOD:
+        raise ValueError(
+            f"method={method!r} runs two methods one after the other on a budget, which only "
+            "minimize_multiobjective does; here pick 'mo-cma-es' or 'como-cma-es'."
         )
     raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
 
@@ -330,8 +336,10 @@ def minimize_multiobjective(
       n_objectives: m, the number of objectives: 2 or 3 for ``"mo-cma-es"``, 2 for
         ``"como-cma-es"``.
       max_evaluations: the budget; never exceeded.
-      method: ``"mo-cma-es"`` (default; ``cmajax.mo_cma_es``) or ``"como-cma-es"``
-        (``cmajax.como_cma_es``). Both grow their number of kernels or parents as the run goes
+      method: ``"mo-cma-es"`` (default; ``cmajax.mo_cma_es``), ``"como-cma-es"``
+        (``cmajax.como_cma_es``), or ``"mo-then-como"``: MO-CMA-ES for half the budget, then
+        COMO-CMA-ES for the rest, one front (``cmajax.multiobjective_sequence``; 2
+        objectives). The first two grow their number of kernels or parents as the run goes
         on by default (docs/multiobjective.md).
       reference_point: (m,) the point hypervolumes are measured to; a little worse than the
         worst values of interest. Default: from the first generation's values.
@@ -343,7 +351,9 @@ def minimize_multiobjective(
       callback: ``callback(result)`` after each chunk of generations, with the result so far.
       options: more keyword arguments of the method's factory (e.g. ``n_kernels``,
         ``max_kernels``, ``popsize`` for COMO-CMA-ES; ``population_size``,
-        ``initial_population`` for MO-CMA-ES).
+        ``initial_population`` for MO-CMA-ES); for ``"mo-then-como"``: ``split`` (the
+        fraction of the budget MO-CMA-ES gets, 0.5) and ``mo_cma_es``, ``como_cma_es``
+        (dicts of each phase's options).
 
     Returns:
       A ``MultiobjectiveResult``.
@@ -359,6 +369,16 @@ def minimize_multiobjective(
       (2, True, True)
     """
     m, budget = _check_common(n_objectives, max_evaluations, sigma0)
+    if method == sequence.METHOD:
+        settings = dict(
+            reference_point=reference_point,
+            seed=seed,
+            host_function=host_function,
+            vectorized=vectorized,
+            progress=progress,
+            callback=callback,
+        )
+        return _minimize_in_sequence(fun, x0, sigma0, m, budget, options, settings)
     start = time.perf_counter()
     strategy, layout, key_parts, state, compile_seconds = _prepared(
         method, x0, sigma0, m, reference_point, options
@@ -384,6 +404,47 @@ def minimize_multiobjective(
         return _drive(
             program, state, seed, budget, progress, callback, layout, compile_seconds, start
         )
+
+
+def _minimize_in_sequence(
+    fun, x0, sigma0, m: int, budget: int, options: Any, settings: dict[str, Any]
+) -> MultiobjectiveResult:
+    """``method="mo-then-como"`` (``cmajax.multiobjective_sequence``): two calls, one front.
+    The second phase measures to the first's reference point and gets the evaluations the
+    first left; ``callback`` sees the first phase's result so far, then the merged one."""
+    chosen = sequence.sequence_options(options, m)
+    reference_point, callback = settings.pop("reference_point"), settings.pop("callback")
+    common = dict(n_objectives=m, **settings)
+    first = minimize_multiobjective(
+        fun,
+        x0,
+        sigma0,
+        max_evaluations=sequence.first_budget(budget, chosen.split),
+        method=sequence.FIRST,
+        reference_point=reference_point,
+        callback=callback,
+        options=chosen.first,
+        **common,
+    )
+
+    def merged(second: MultiobjectiveResult) -> MultiobjectiveResult:
+        return sequence.merge(first, second, _nondominated, MultiobjectiveResult)
+
+    if budget - first.nfev < 1:  # a budget of 1: nothing ran, nothing is left
+        return first
+    second = minimize_multiobjective(
+        fun,
+        x0,
+        sigma0,
+        max_evaluations=budget - first.nfev,
+        method=sequence.SECOND,
+        # The first phase's (given, or from its first generation) unless it ran nothing.
+        reference_point=first.reference_point if first.nfev else reference_point,
+        callback=None if callback is None else (lambda r: callback(merged(r))),
+        options=chosen.second,
+        **common,
+    )
+    return merged(second)
 
 
 def _drive(program, state, seed, budget, progress, callback, layout, compile_seconds, start):

@@ -23,6 +23,7 @@ import cmajax
 from cmajax import checkpoint as ckpt
 from cmajax import hypervolume as hv
 from cmajax.mo_cma_es import select as select_points
+from cmajax.multiobjective_sequence import hypervolume_2d
 from tests.statistical import assert_success_rate_at_least, log_ratio_interval
 from tests.test_compilation import compiled_names, count_compilations
 
@@ -484,6 +485,9 @@ def test_driver_budget_history_nan_and_no_recompilation(method):
     assert len(first.history["hypervolume"]) == first.nit
     f = first.fun
     assert np.all(np.isfinite(f)) and f.shape[0] >= 2
+    # ``x`` are the points whose values are ``fun`` (COMO-CMA-ES's incumbents as evaluated,
+    # not the means its last update moved on); 1e-5: the program's float32 rounding.
+    np.testing.assert_allclose(jax.vmap(broken_in_places)(jnp.asarray(first.x)), f, rtol=1e-5)
     beaten = (f[None, :, :] <= f[:, None, :]).all(2) & (f[None, :, :] < f[:, None, :]).any(2)
     assert not beaten.any()
     assert first.hypervolume == pytest.approx(
@@ -511,6 +515,71 @@ def test_a_call_compiles_no_eager_operations(method):
     with compiled_names() as names:
         cmajax.minimize_multiobjective(broken_in_places, x0, 0.5, seed=3, **kwargs)
     assert for_the_key and set(names) <= set(for_the_key), names
+
+
+def test_mo_then_como_runs_both_methods_on_one_budget_and_joins_their_fronts():
+    """``method="mo-then-como"`` is MO-CMA-ES on ⌊split·budget⌋ evaluations, then COMO-CMA-ES
+    on what is left, measured to the same reference point: its front is exactly the
+    non-dominated union of the two calls made by hand (the same programs, keys and budgets),
+    its hypervolume that union's, its history both phases' in order, and a repeated call
+    compiles nothing. The phases' options are those of the budget test above, whose programs
+    it shares."""
+    x0 = jnp.full(N, 0.2)
+    mo_kwargs, como_kwargs = driver_kwargs("mo-cma-es"), driver_kwargs("como-cma-es")
+    kwargs = dict(
+        mo_kwargs,
+        method="mo-then-como",
+        options=dict(split=0.4, mo_cma_es=mo_kwargs["options"], como_cma_es=como_kwargs["options"]),
+    )
+    seen = []
+    res = cmajax.minimize_multiobjective(
+        broken_in_places, x0, 0.5, max_evaluations=1500, callback=seen.append, **kwargs
+    )
+    mo = cmajax.minimize_multiobjective(broken_in_places, x0, 0.5, max_evaluations=600, **mo_kwargs)
+    como = cmajax.minimize_multiobjective(
+        broken_in_places, x0, 0.5, max_evaluations=1500 - mo.nfev, **como_kwargs
+    )
+    assert 600 - 12 < mo.nfev <= 600 and res.nfev == mo.nfev + como.nfev <= 1500
+    assert res.nit == mo.nit + como.nit == len(res.history["evaluations"])
+    union = np.concatenate([mo.fun, como.fun])
+    beaten = (union[None, :, :] <= union[:, None, :]).all(2) & (
+        union[None, :, :] < union[:, None, :]
+    ).any(2)
+    front = union[~beaten.any(1)]
+    np.testing.assert_array_equal(res.fun, front[np.argsort(front[:, 0], kind="stable")])
+    assert res.x.shape == (len(res.fun), N)
+    np.testing.assert_allclose(jax.vmap(broken_in_places)(jnp.asarray(res.x)), res.fun, rtol=1e-5)
+    assert res.hypervolume == pytest.approx(
+        float(hv.hypervolume(jnp.asarray(res.fun), jnp.asarray(REF, jnp.float32))), rel=1e-5
+    )
+    assert res.hypervolume >= max(mo.hypervolume, como.hypervolume) - 1e-6
+    evaluations = res.history["evaluations"]
+    assert np.all(np.diff(evaluations) > 0) and evaluations[-1] == res.nfev
+    assert np.all(res.history["hypervolume"][mo.nit :] >= mo.hypervolume)
+    assert [r.nfev for r in seen] == sorted(r.nfev for r in seen) and seen[-1].nfev == res.nfev
+    with count_compilations() as count:
+        again = cmajax.minimize_multiobjective(
+            broken_in_places, x0, 0.5, max_evaluations=1500, **kwargs
+        )
+    assert count[0] == 0
+    np.testing.assert_array_equal(again.fun, res.fun)
+
+
+def test_host_hypervolume_of_the_sequence_equals_the_device_one():
+    """The merge's NumPy two-objective hypervolume equals ``cmajax.hypervolume.hypervolume``
+    to 1e-12 relative in float64 on random fronts with ties, duplicates, dominated points,
+    non-finite values and points outside the reference box."""
+    rng = np.random.default_rng(5)
+    with jax.enable_x64(True):
+        for _ in range(50):
+            f = rng.uniform(0, 1.2, (int(rng.integers(1, 40)), 2)).round(int(rng.integers(1, 4)))
+            f = np.concatenate([f, f[: int(rng.integers(0, 3))]])
+            f[rng.random(len(f)) < 0.05] = np.nan
+            f[rng.random(len(f)) < 0.05, 1] = np.inf
+            reference = np.array([1.0, 1.1])
+            expected = float(hv.hypervolume(jnp.asarray(f), jnp.asarray(reference)))
+            got = hypervolume_2d(f, reference)
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-300)
 
 
 @pytest.mark.parametrize("method, vectorized", [("como-cma-es", True), ("mo-cma-es", False)])
@@ -592,21 +661,24 @@ def test_three_objectives_with_mo_cma_es():
 
 
 def test_batched_runs_in_one_program():
-    """``batched_multiobjective`` runs independent runs in one program, each within budget."""
+    """``batched_multiobjective`` runs independent runs in one program, each within budget;
+    the sequence of two methods, which needs one run's budget, is refused there."""
+    kwargs = dict(runs=3, n_objectives=2, max_evaluations=900, reference_point=REF)
     res = cmajax.batched_multiobjective(
         bi_sphere,
         jnp.full(N, 0.5),
         0.5,
-        runs=3,
-        n_objectives=2,
-        max_evaluations=900,
-        reference_point=REF,
         method="mo-cma-es",
         options=dict(population_size=6),
+        **kwargs,
     )
     assert res.hypervolume.shape == (3,) and (res.nfev <= 900).all()
     assert len({float(v) for v in res.hypervolume}) == 3  # independent keys
     assert (res.hypervolume > 1.5).all()
+    with pytest.raises(ValueError, match="minimize_multiobjective"):
+        cmajax.batched_multiobjective(
+            bi_sphere, jnp.full(N, 0.5), 0.5, method="mo-then-como", **kwargs
+        )
 
 
 @pytest.mark.parametrize(
@@ -620,6 +692,9 @@ def test_batched_runs_in_one_program():
         (dict(method="mo-cma-es", options=dict(population_size=1)), "population_size"),
         (dict(method="nsga2"), "method"),
         (dict(method="como-cma-es", n_objectives=3), "mo-cma-es"),
+        (dict(method="mo-then-como", n_objectives=3), "mo-cma-es"),
+        (dict(method="mo-then-como", options=dict(split=1.0)), "split"),
+        (dict(method="mo-then-como", options=dict(population_size=4)), "mo_cma_es"),
         (dict(n_objectives=1), "n_objectives"),
         (dict(max_evaluations=0), "max_evaluations"),
         (dict(sigma0=-1.0), "sigma0"),
