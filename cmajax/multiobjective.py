@@ -428,7 +428,7 @@ def _minimize_in_sequence(
     )
 
     def merged(second: MultiobjectiveResult) -> MultiobjectiveResult:
-        return sequence.merge(first, second, _nondominated, MultiobjectiveResult)
+        return sequence.merge(first, second, _nondominated)
 
     if budget - first.nfev < 1:  # a budget of 1: nothing ran, nothing is left
         return first

@@ -98,12 +98,12 @@ def hypervolume_2d(f: np.ndarray, reference: np.ndarray) -> float:
     return volume
 
 
-def merge(first, second, nondominated, result_type):
+def merge(first, second, nondominated):
     """One result for the sequence: the non-dominated union of both fronts (sorted by the
-    first objective), the budget and generations of both, the history of both with the
-    second's evaluations counted after the first's, and its hypervolume never below the
-    first phase's final one (the exact hypervolume of the union is ``hypervolume``).
-    ``state`` is the pair of final states."""
+    first objective) and its exact hypervolume, the evaluations and generations of both, and
+    both histories in order (the second's evaluations counted after the first's, its
+    hypervolume never below the first phase's final one). ``state`` is the pair of final
+    states; ``nondominated(f, valid)`` is the driver's filter."""
     fun = np.concatenate([first.fun, second.fun])
     keep = nondominated(fun, np.ones(len(fun), bool))
     order = np.flatnonzero(keep)[np.argsort(fun[keep, 0], kind="stable")]
@@ -114,7 +114,8 @@ def merge(first, second, nondominated, result_type):
     shifted["evaluations"] = shifted["evaluations"] + first.nfev
     shifted["hypervolume"] = np.maximum(shifted["hypervolume"], first.hypervolume)
     history = {k: np.concatenate([first.history[k], shifted[k]]) for k in first.history}
-    return result_type(
+    return dataclasses.replace(
+        second,
         x=x,
         fun=fun[order],
         nfev=first.nfev + second.nfev,
