@@ -578,13 +578,25 @@ def plot(doc: dict[str, Any], path) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("evaluations / D")
         ax.set_ylabel("ΔHV (geometric mean over problems of seed medians)")
-        ax.set_title(f"bbob-biobj, {dimension}-D, functions {doc['args']['functions']}", fontsize=9)
+        functions = as_ranges(doc["args"]["functions"])
+        ax.set_title(f"bbob-biobj, {dimension}-D, functions {functions}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     bu.finish_figure(fig, doc["machine"], path)
 
 
 # ----------------------------------------------------------------------------- main
+
+
+def as_ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> "1-3, 5": the inverse of ``int_list``, short enough for a plot title."""
+    runs: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1][-1:] = [runs[-1][-1], number] if len(runs[-1]) == 1 else [number]
+        else:
+            runs.append([number])
+    return ", ".join("-".join(map(str, run)) for run in runs)
 
 
 def int_list(text: str, upper: int) -> list[int]:
